@@ -1,0 +1,13 @@
+"""pseudoinverse: the Moore–Penrose pseudo-inverse for the arrays of any library.
+
+>>> import numpy as np
+>>> import pseudoinverse as pi
+>>> pi.pinv(np.array([[2.0, 0.0], [0.0, 0.0]]))
+array([[0.5, 0. ],
+       [0. , 0. ]])
+"""
+
+from ._api import PinvResult, pinv, pinverse
+
+__all__ = ["PinvResult", "pinv", "pinverse"]
+__version__ = "0.1.0"
