@@ -1,8 +1,15 @@
-"""PyTorch: tensors in, tensors out, on their own device.
+"""PyTorch: tensors in, tensors out, on their own device, differentiable.
 
-A CPU tensor that needs no gradient is shared with NumPy at zero copy and takes the
-NumPy path (LAPACK and the compiled kernels). Any other tensor is computed with torch
-operations on its device.
+A CPU tensor that needs no gradient (and is not inside a ``torch.func`` transform) is
+shared with NumPy at zero copy and takes the NumPy path (LAPACK and the compiled
+kernels). Any other tensor is computed with torch operations on its device by the
+portable core, wrapped in a ``torch.autograd.Function`` whose derivative is the
+Golub–Pereyra formula (``_autodiff``): backward, double backward, forward mode,
+``torch.func.grad``/``vmap``/``jacfwd``/``jacrev``.
+
+Inside ``torch.func.vmap`` the values cannot be inspected, so ``check_finite`` cannot
+raise there: a matrix holding NaN or Inf gets an all-NaN result (the
+``check_finite=False`` behaviour).
 """
 
 from __future__ import annotations
@@ -20,19 +27,64 @@ def prepare(a: Any) -> Any:
     return a.resolve_conj().resolve_neg()
 
 
+def _transformed(a: torch.Tensor) -> bool:
+    """Is ``a`` wrapped by a ``torch.func`` transform (grad, vmap, jvp)?"""
+    return bool(torch._C._functorch.is_functorch_wrapped_tensor(a))
+
+
 def _numpy_ok(a: torch.Tensor) -> bool:
-    return a.device.type == "cpu" and not (torch.is_grad_enabled() and a.requires_grad)
+    return (
+        a.device.type == "cpu"
+        and not (torch.is_grad_enabled() and a.requires_grad)
+        and not _transformed(a)
+    )
 
 
-def compute(a: torch.Tensor, atol: np.ndarray, rtol: np.ndarray, **options: Any) -> tuple:
-    from .._api import _compute_numpy, _compute_xp
+def _check_finite(a: torch.Tensor, hermitian: bool) -> None:
+    """Raise naming the first batch index with NaN/Inf where it is read (on device)."""
+    from .._api import _first_bad
 
-    dtype = options["dtype"]
-    if _numpy_ok(a) and dtype in _KEPT:
+    finite = torch.isfinite(a)
+    if hermitian:  # only the lower triangle is read
+        m, n = a.shape[-2:]
+        finite = finite | torch.ones(m, n, dtype=torch.bool, device=a.device).triu(1)
+    bad = ~finite.all(dim=-1).all(dim=-1)
+    if bool(bad.any()):  # one device sync, as any check that raises needs
+        message = _first_bad(bad.cpu().numpy().reshape(-1), tuple(bad.shape))
+        raise ValueError(message + " (pass check_finite=False for NaN)")
+
+
+def compute(
+    a: torch.Tensor,
+    atol: np.ndarray,
+    rtol: np.ndarray,
+    *,
+    dtype: Any,
+    hermitian: bool,
+    method: str,
+    check_finite: bool,
+) -> tuple:
+    from .._api import _compute_numpy
+
+    if _numpy_ok(a):  # zero-copy NumPy view: the fast path
         np_dtype = torch.empty((), dtype=dtype).numpy().dtype
-        opts = {**options, "dtype": np_dtype}
-        x, rank = _compute_numpy(a.detach().to(dtype).numpy(), atol, rtol, **opts)
+        x, rank = _compute_numpy(
+            a.detach().to(dtype).numpy(),
+            atol,
+            rtol,
+            dtype=np_dtype,
+            hermitian=hermitian,
+            method=method,
+            check_finite=check_finite,
+        )
         return torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.asarray(rank))
     import array_api_compat.torch as xp
 
-    return _compute_xp(xp, a, atol, rtol, **options)
+    from .._autodiff import hermitian_part, torch_pinv
+
+    if check_finite and not _transformed(a):
+        _check_finite(a, hermitian)
+    a = a.to(dtype)  # differentiable: float16/bfloat16 gradients flow back in their dtype
+    if hermitian:
+        a = hermitian_part(xp, a)
+    return torch_pinv(a, atol, rtol, hermitian=hermitian, method=method)
