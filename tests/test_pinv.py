@@ -152,7 +152,9 @@ def test_rcond_and_rtol_together_is_type_error():
 
 @pytest.mark.parametrize("shape", [(), (3,), (0,)])
 def test_fewer_than_two_dimensions(shape):
-    with pytest.raises(ValueError, match=rf"got shape {shape}".replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(
+        ValueError, match=rf"got shape {shape}".replace("(", r"\(").replace(")", r"\)")
+    ):
         pi.pinv(np.ones(shape))
 
 
@@ -186,8 +188,11 @@ def test_hermitian_reads_lower_triangle_only(rng):
     c = rng.standard_normal((4, 4)) + 1j * rng.standard_normal((4, 4))
     full = np.tril(c) + np.tril(c, -1).conj().T
     full[np.diag_indices(4)] = full.diagonal().real
-    close(pi.pinv(c, hermitian=True), torch.linalg.pinv(torch.from_numpy(full),
-                                                          hermitian=True).numpy(), full)
+    close(
+        pi.pinv(c, hermitian=True),
+        torch.linalg.pinv(torch.from_numpy(full), hermitian=True).numpy(),
+        full,
+    )
 
 
 def test_out(rng):

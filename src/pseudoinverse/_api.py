@@ -34,10 +34,8 @@ def _namespace(a: Any, kind: str) -> tuple[Any, Any]:
     if kind == NUMPY:
         a = as_numpy_input(a)
         return a, np
-    if kind == MLX:
-        from ._backends import _mlx
-
-        return _mlx.to_numpy(a), np
+    if kind == MLX:  # converted inside the MLX adapter's differentiable forward pass
+        return a, None
     return a, array_api_compat.array_namespace(a)
 
 
@@ -46,6 +44,11 @@ def _dtypes(xp: Any, dtype: Any, kind: str) -> tuple[Any, Any, float]:
     kept = (xp.float32, xp.float64, xp.complex64, xp.complex128)
     if dtype in kept:
         return dtype, dtype, float(xp.finfo(dtype).eps)
+    if xp.isdtype(dtype, ("real floating", "complex floating")) and xp.finfo(dtype).bits > 64:
+        # NumPy's long double: LAPACK has no such precision; computed and returned in
+        # float64/complex128, with their eps (the precision actually delivered)
+        wide = xp.complex128 if xp.isdtype(dtype, "complex floating") else xp.float64
+        return wide, wide, float(xp.finfo(wide).eps)
     if xp.isdtype(dtype, "real floating"):  # float16, bfloat16: computed in float32
         return xp.float32, dtype, float(xp.finfo(dtype).eps)
     if xp.isdtype(dtype, ("integral", "bool")):
@@ -228,13 +231,26 @@ def pinv(
     batch = tuple(batch_list)
     if hermitian and m != n:
         raise ValueError(f"hermitian=True needs square matrices, got shape {shape}")
-    dtype, result_dtype, eps = _dtypes(xp, a.dtype, kind)
-    atol_np, rtol_np = _tolerance.resolve(rcond, atol, rtol, eps=eps, m=m, n=n, batch_shape=batch)
     if kind == MLX:
         from ._backends import _mlx
 
+        dtype, result_dtype, eps = _mlx.dtypes(a.dtype)  # MLX's own: bfloat16's eps
+    else:
+        dtype, result_dtype, eps = _dtypes(xp, a.dtype, kind)
+    atol_np, rtol_np = _tolerance.resolve(rcond, atol, rtol, eps=eps, m=m, n=n, batch_shape=batch)
+    if kind == MLX:
         return _mlx.pinv(
-            A, a, atol_np, rtol_np, hermitian, out, method, return_rank, check_finite, stream, dtype
+            A,
+            atol_np,
+            rtol_np,
+            dtype=dtype,
+            result_dtype=result_dtype,
+            hermitian=hermitian,
+            method=method,
+            check_finite=check_finite,
+            out=out,
+            return_rank=return_rank,
+            stream=stream,
         )
     if out is not None:
         _check_out(out, kind, (*batch, n, m), result_dtype)

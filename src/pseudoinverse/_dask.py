@@ -1,11 +1,14 @@
 """Dask arrays: a lazy pseudo-inverse, computed block by block along the batch axes.
 
-Each block holds whole matrices (the two matrix axes are one chunk) and goes through the
-NumPy path; tolerances are chunked like the batch axes. The result is a lazy Dask array.
+Each block holds whole matrices (the two matrix axes are made one chunk) and goes
+through the NumPy path; tolerances are chunked like the batch axes. The result (and the
+rank) are lazy Dask arrays; ``check_finite`` raises when the result is computed, naming
+the first bad matrix's index in the whole array.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -14,44 +17,55 @@ import numpy as np
 def compute(a: Any, atol: np.ndarray, rtol: np.ndarray, **options: Any) -> tuple[Any, Any]:
     import dask.array as da
 
-    from ._api import _compute_numpy
+    from ._api import _bad_members_numpy, _compute_numpy, _first_bad
 
     nb = a.ndim - 2
+    batch = tuple(a.shape[:nb])
     a = a.rechunk({nb: -1, nb + 1: -1})
-    batch_chunks = a.chunks[:nb]
-    atol_d = da.from_array(atol, chunks=batch_chunks) if nb else da.from_array(atol)
-    rtol_d = da.from_array(rtol, chunks=batch_chunks) if nb else da.from_array(rtol)
-    dtype = np.dtype(options["dtype"])
+    chunks = a.chunks[:nb]
+    index = da.arange(math.prod(batch), chunks=-1).reshape(batch).rechunk(chunks)
+    atol_d, rtol_d = (da.from_array(t, chunks=chunks) for t in (atol, rtol))
+    check = options["check_finite"]
+    opts = {**options, "check_finite": False}
 
-    def block(blk: np.ndarray, at: np.ndarray, rt: np.ndarray) -> np.ndarray:
-        x, _ = _compute_numpy(blk, at, rt, **options)
-        return x
+    def block(blk, idx, at, rt, part):
+        m, n = blk.shape[-2:]
+        if check:
+            bad = _bad_members_numpy(blk.reshape(-1, m, n).astype(opts["dtype"]), opts["hermitian"])
+            if bad.any():
+                first = np.zeros(math.prod(batch), bool)
+                first[idx.reshape(-1)[np.argmax(bad)]] = True
+                raise ValueError(_first_bad(first, batch) + " (pass check_finite=False)")
+        return _compute_numpy(blk, at, rt, **opts)[part]
 
-    def block_rank(blk: np.ndarray, at: np.ndarray, rt: np.ndarray) -> np.ndarray:
-        return _compute_numpy(blk, at, rt, **options)[1]
-
-    idx = tuple(range(nb))
+    ix = tuple(range(nb))
     x = da.blockwise(
         block,
-        (*idx, nb + 1, nb),
+        (*ix, nb + 1, nb),
         a,
-        (*idx, nb, nb + 1),
+        (*ix, nb, nb + 1),
+        index,
+        ix,
         atol_d,
-        idx,
+        ix,
         rtol_d,
-        idx,
-        dtype=dtype,
+        ix,
+        part=0,
+        dtype=np.dtype(options["dtype"]),
         concatenate=True,
     )
     rank = da.blockwise(
-        block_rank,
-        idx,
+        block,
+        ix,
         a,
-        (*idx, nb, nb + 1),
+        (*ix, nb, nb + 1),
+        index,
+        ix,
         atol_d,
-        idx,
+        ix,
         rtol_d,
-        idx,
+        ix,
+        part=1,
         dtype=np.int64,
         concatenate=True,
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import array_api_compat
 import numpy as np
 import scipy.linalg
 
@@ -55,10 +56,20 @@ def pinv_eigh(
 
 
 def hermitian_from_lower(xp: Any, a: Any) -> Any:
-    """The Hermitian matrix whose lower triangle is that of ``a`` (upper never read)."""
-    lower = xp.tril(a)
+    """The Hermitian matrix that ``a``'s lower triangle defines (the upper is never read).
+
+    As in LAPACK's Hermitian routines, the imaginary part of the diagonal is ignored.
+    """
     strict = xp.tril(a, k=-1)
-    return lower + _ct(xp, strict)
+    diag = xp.linalg.diagonal(a)
+    if xp.isdtype(a.dtype, "complex floating"):
+        diag = xp.astype(xp.real(diag), a.dtype)
+    eye = xp.eye(a.shape[-1], dtype=a.dtype, **_device(xp, a))
+    return strict + _ct(xp, strict) + eye * diag[..., None, :]
+
+
+def _device(xp: Any, a: Any) -> dict[str, Any]:
+    return {} if xp is np else {"device": array_api_compat.device(a)}
 
 
 def pinv_eigh_xp(xp: Any, a: Any, atol: Any, rtol: Any, *, hermitian: bool = True) -> tuple:
