@@ -22,13 +22,13 @@ import numpy as np
 
 from . import __version__, _methods, _tolerance
 from ._api import pinv
-from ._methods.eigh import hermitian_from_lower
 
 FORMATS = (".npy", ".npz", ".csv", ".txt", ".mtx")
 TWO_D_ONLY = (".csv", ".txt", ".mtx")
 PLOT_ERROR = "--plot needs matplotlib: pip install 'pseudoinverse[plot]'"
 # Significant digits that round-trip a float of this many bytes ("%.17g" for float64).
 _DIGITS = {2: 5, 4: 9, 8: 17}
+_MAGIC = {".npy": b"\x93NUMPY", ".npz": b"PK"}  # NumPy's format.MAGIC_PREFIX; a zip file
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
 
 
@@ -38,6 +38,8 @@ class BadInput(Exception):
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:  # argparse would print usage + exit itself
+        if message.endswith("expected one argument"):  # e.g. --rtol -1e-3: "-1e-3" is no number
+            message += " (write a value that starts with '-' as --name=VALUE)"
         raise BadInput(message)
 
 
@@ -95,6 +97,10 @@ def _load(path: str, key: str | None) -> np.ndarray:
     if not os.path.isfile(path):
         raise BadInput(f"no such file: {path}")
     try:
+        if suffix in _MAGIC:
+            with open(path, "rb") as f:  # else np.load reports any other file as pickled data
+                if not f.read(6).startswith(_MAGIC[suffix]):
+                    raise BadInput(f"{path} is not a NumPy {suffix} file")
         if suffix == ".npy":
             return np.load(path, allow_pickle=False)
         if suffix == ".npz":
@@ -110,11 +116,15 @@ def _load(path: str, key: str | None) -> np.ndarray:
 
             data = scipy.io.mmread(path)
             return np.asarray(data.toarray() if hasattr(data, "toarray") else data)
-        return _loadtxt(path, "," if suffix == ".csv" else None)
+        a = _loadtxt(path, "," if suffix == ".csv" else None)
+        if a.size == 0:
+            raise BadInput(f"{path} holds no numbers")
+        return a
     except BadInput:
         raise
     except Exception as err:  # parsers raise many types: all mean unreadable input
         message = str(err).splitlines()[0] if str(err) else repr(err)
+        message = message.split("; use `usecols`")[0]  # loadtxt's advice does not apply here
         raise BadInput(f"cannot read {path}: {message}") from None
 
 
@@ -156,6 +166,12 @@ def _ct(m: np.ndarray) -> np.ndarray:
     return np.conj(np.swapaxes(m, -1, -2))
 
 
+def _hermitian(a: np.ndarray) -> np.ndarray:
+    """The matrix that ``hermitian=True`` means: the lower triangle, with a real diagonal."""
+    low = np.tril(a, -1)
+    return low + _ct(low) + np.diagonal(a, 0, -2, -1).real[..., None] * np.eye(a.shape[-1])
+
+
 def _eps(dtype: np.dtype) -> float:
     # pinv's rule (_api._dtypes): a float keeps its own eps, integers and bools are float64.
     return float(np.finfo(dtype if dtype.kind in "fc" else np.float64).eps)
@@ -167,7 +183,8 @@ def _summary(a: np.ndarray, rank: np.ndarray, sv: np.ndarray, tol: np.ndarray, r
     lines = [f"shape      {a.shape}  dtype {a.dtype}"]
     if batch:
         lines[-1] += f"  ({int(np.prod(batch))} matrices of {m} x {n})"
-        lines.append(f"rank       min {rank.min()}, max {rank.max()} (of {min(m, n)})")
+        lo, hi = (rank.min(), rank.max()) if rank.size else (0, 0)
+        lines.append(f"rank       min {lo}, max {hi} (of {min(m, n)})")
     else:
         lines.append(f"rank       {rank[0]} (of {min(m, n)})")
     kept = sv > tol[:, None]
@@ -178,7 +195,7 @@ def _summary(a: np.ndarray, rank: np.ndarray, sv: np.ndarray, tol: np.ndarray, r
         )
     else:
         lines.append("sigma      none kept" + (f" (largest {e(sv.max())})" if sv.size else ""))
-    span = f"{e(tol.min())} to {e(tol.max())}" if batch else e(tol[0])
+    span = f"{e(tol.min(initial=0))} to {e(tol.max(initial=0))}" if batch else e(tol[0])
     lines.append(f"threshold  {span} = {rule}")
     names = ("|AXA-A|/|A|", "|XAX-X|/|X|", "|(AX)^H-AX|/|AX|", "|(XA)^H-XA|/|XA|")
     worst = res.max(axis=0) if res.size else np.zeros(4)
@@ -284,6 +301,8 @@ def _run(args: argparse.Namespace) -> str:
         except ImportError:
             raise BadInput(PLOT_ERROR) from None
     a = _check_data(_load(args.input, args.key), args.input, args.hermitian)
+    if args.plot and a.size == 0:
+        raise BadInput(f"--plot: {args.input} is empty (shape {a.shape}), no values to draw")
     if out_suffix in TWO_D_ONLY and a.ndim > 2:
         raise BadInput(f"{out_suffix} holds one matrix; a batch of shape {a.shape} needs .npy/.npz")
 
@@ -296,17 +315,17 @@ def _run(args: argparse.Namespace) -> str:
     seconds = time.perf_counter() - start
 
     m, n = a.shape[-2:]
-    stack, ranks = a.reshape(-1, m, n), np.reshape(rank, -1)
-    batch_shape = (stack.shape[0],)
+    batch_shape = (int(np.prod(a.shape[:-2])),)  # not -1: the data may be empty
+    stack, ranks = a.reshape(*batch_shape, m, n), np.reshape(rank, batch_shape)
     atol, rtol = _tolerance.resolve(
         None, args.atol, args.rtol, eps=_eps(a.dtype), m=m, n=n, batch_shape=batch_shape
     )
     sv = _spectrum(stack, args.hermitian) if stack.size else np.zeros((*batch_shape, 0))
     tol = _tolerance.threshold(sv[:, 0] if sv.shape[1] else np.zeros(batch_shape), atol, rtol)
-    full = hermitian_from_lower(np, stack) if args.hermitian else stack
-    rule = f"max(atol {atol.max():.3g}, rtol {rtol.max():.3g} * sigma_max)"
+    full = _hermitian(stack) if args.hermitian else stack
+    rule = f"max(atol {atol.max(initial=0):.3g}, rtol {rtol.max(initial=0):.3g} * sigma_max)"
     lines = [f"input      {args.input}"]
-    lines += _summary(a, ranks, sv, tol, rule, _residuals(full, x.reshape(-1, n, m)))
+    lines += _summary(a, ranks, sv, tol, rule, _residuals(full, x.reshape(*batch_shape, n, m)))
     lines.append(f"time       {seconds * 1e3:.2f} ms")
     jobs = []
     if args.output:

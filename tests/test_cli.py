@@ -1,0 +1,371 @@
+"""The command line (SPEC, "Command line"): formats, tolerances, summary, plot, bad input.
+
+Most cases call ``main([...])`` in-process (fast); a handful run the real entry points,
+``python -m pseudoinverse`` and the ``pseudoinverse`` console script, in a subprocess.
+Every reference is computed live with NumPy/SciPy on the very numbers the CLI read.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.io
+import scipy.linalg
+
+from pseudoinverse._cli import PLOT_ERROR, main
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "jacobian.csv"
+SCRIPT = Path(sys.executable).with_name("pseudoinverse" + (".exe" if os.name == "nt" else ""))
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+SENTINEL = b"an existing file that bad input must leave alone\n"
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: object) -> tuple[int, str, str]:
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def run_subprocess(*args: object, prefix: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    command = [*prefix, *(str(a) for a in args)] if prefix else [str(a) for a in args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60, cwd=ROOT)
+
+
+def low_rank(rng: np.random.Generator, m: int, n: int, r: int, dtype=np.float64) -> np.ndarray:
+    b, c = rng.standard_normal((m, r)), rng.standard_normal((r, n))
+    if np.dtype(dtype).kind == "c":
+        b, c = b + 1j * rng.standard_normal((m, r)), c + 1j * rng.standard_normal((r, n))
+    a = b @ c
+    return a.astype(dtype)
+
+
+def with_spectrum(rng: np.random.Generator, m: int, n: int, s: list[float]) -> np.ndarray:
+    """A matrix with exactly the singular values ``s`` (random orthogonal factors)."""
+    u = np.linalg.qr(rng.standard_normal((m, m)))[0][:, : len(s)]
+    v = np.linalg.qr(rng.standard_normal((n, n)))[0][:, : len(s)]
+    return (u * s) @ v.T
+
+
+def default_rtol(a: np.ndarray) -> float:
+    return max(a.shape[-2:]) * float(np.finfo(a.dtype).eps)
+
+
+def summary_rank(out: str) -> str:
+    return re.search(r"^rank +(.*)$", out, re.MULTILINE).group(1)
+
+
+def write(path: Path, a: np.ndarray) -> Path:
+    """Write ``a`` in the format that ``path``'s extension names (exactly, for text)."""
+    if path.suffix == ".npy":
+        np.save(path, a)
+    elif path.suffix == ".npz":
+        np.savez(path, matrix=a)
+    elif path.suffix == ".mtx":
+        scipy.io.mmwrite(path, a, precision=17)
+    else:
+        np.savetxt(path, a, fmt="%.17g", delimiter="," if path.suffix == ".csv" else " ")
+    return path
+
+
+def read(path: Path) -> np.ndarray:
+    if path.suffix == ".npy":
+        return np.load(path)
+    if path.suffix == ".npz":
+        with np.load(path) as npz:
+            assert npz.files == ["pinv"]
+            return npz["pinv"]
+    if path.suffix == ".mtx":
+        return np.asarray(scipy.io.mmread(path))
+    delimiter = "," if path.suffix == ".csv" else None
+    try:
+        return np.loadtxt(path, delimiter=delimiter, ndmin=2)
+    except ValueError:
+        return np.loadtxt(path, delimiter=delimiter, ndmin=2, dtype=complex)
+
+
+def assert_close(x: np.ndarray, ref: np.ndarray, dtype) -> None:
+    rtol = 1e3 * float(np.finfo(dtype).eps)
+    scale = max(float(np.abs(ref).max(initial=0.0)), 1.0)
+    np.testing.assert_allclose(x, ref, rtol=rtol, atol=rtol * scale)
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".npz", ".csv", ".txt", ".mtx"])
+def test_each_input_format(tmp_path, capsys, suffix):
+    rng = np.random.default_rng(1)
+    a = write(tmp_path / f"a{suffix}", low_rank(rng, 6, 5, 3))
+    code, out, err = run(capsys, a, "-o", tmp_path / "x.npy")
+    assert (code, err) == (0, "")
+    data = np.load(a)["matrix"] if suffix == ".npz" else read(a)  # the numbers the CLI read
+    assert_close(np.load(tmp_path / "x.npy"), np.linalg.pinv(data, rtol=default_rtol(data)), float)
+    assert summary_rank(out) == "3 (of 5)"
+    assert "shape      (6, 5)  dtype float64" in out
+
+
+@pytest.mark.parametrize(
+    ("suffix", "dtype"),
+    [(".npy", np.float32), (".npz", np.complex128), (".csv", np.float64),
+     (".csv", np.complex64), (".txt", np.complex128), (".mtx", np.float64),
+     (".mtx", np.complex128), (".txt", np.float16)],
+)  # fmt: skip
+def test_each_output_format(tmp_path, capsys, suffix, dtype):
+    a = low_rank(np.random.default_rng(2), 4, 7, 2, dtype)
+    np.save(tmp_path / "a.npy", a)
+    code, out, _ = run(capsys, tmp_path / "a.npy", "-o", tmp_path / f"x{suffix}")
+    assert code == 0
+    x = read(tmp_path / f"x{suffix}")
+    assert x.shape == (7, 4)
+    ref = np.linalg.pinv(a.astype(np.complex128 if a.dtype.kind == "c" else np.float64),
+                         rtol=default_rtol(a))  # fmt: skip
+    assert_close(x, ref, np.float32 if dtype == np.float16 else a.real.dtype)
+    assert summary_rank(out) == "2 (of 4)"
+
+
+def test_batch_npy_to_npz_and_batch_summary(tmp_path, capsys):
+    rng = np.random.default_rng(3)
+    a = np.stack([low_rank(rng, 5, 3, r) for r in (1, 3, 2, 3)]).reshape(2, 2, 5, 3)
+    np.save(tmp_path / "a.npy", a)
+    code, out, _ = run(capsys, tmp_path / "a.npy", "-o", tmp_path / "x.npz")
+    assert code == 0
+    assert_close(read(tmp_path / "x.npz"), np.linalg.pinv(a, rtol=default_rtol(a)), float)
+    assert summary_rank(out) == "min 1, max 3 (of 3)"
+    assert "4 matrices of 5 x 3" in out and "(worst in the batch)" in out
+
+
+def test_rtol_and_atol_change_the_rank_as_numpy_and_scipy_predict(tmp_path, capsys):
+    a = with_spectrum(np.random.default_rng(4), 6, 5, [1.0, 1e-3, 1e-6, 1e-9, 1e-12])
+    path = write(tmp_path / "a.npy", a)
+    cases = [((), None, None), (("--rtol", "1e-4"), 1e-4, None), (("--atol", "1e-7"), None, 1e-7),
+             (("--rtol", "0", "--atol", "1e-2"), 0.0, 1e-2)]  # fmt: skip
+    for flags, rtol, atol in cases:
+        code, out, _ = run(capsys, path, "-o", tmp_path / "x.npy", *flags)
+        assert code == 0
+        if atol is None:
+            rtol = default_rtol(a) if rtol is None else rtol
+            ref = np.linalg.pinv(a, rtol=rtol)
+            rank = np.linalg.matrix_rank(a, rtol=rtol)
+        else:  # torch's rule: an atol > 0 turns the default rtol off (scipy adds the two)
+            ref = scipy.linalg.pinv(a, atol=atol, rtol=rtol or 0.0)
+            rank = np.linalg.matrix_rank(a, tol=atol)
+        assert summary_rank(out) == f"{rank} (of 5)", flags
+        assert_close(np.load(tmp_path / "x.npy"), ref, float)
+    assert [2, 3, 1] == [
+        np.linalg.matrix_rank(a, rtol=1e-4),
+        np.linalg.matrix_rank(a, tol=1e-7),
+        np.linalg.matrix_rank(a, tol=1e-2),
+    ]  # the cases above really differ
+
+
+def test_hermitian_reads_the_lower_triangle_as_pinvh(tmp_path, capsys):
+    rng = np.random.default_rng(5)
+    q = np.linalg.qr(rng.standard_normal((5, 5)))[0]
+    h = (q * [2.0, -1e-3, 1e-8, -1e-12, 0.0]) @ q.T
+    a = np.tril(h) + np.triu(rng.standard_normal((5, 5)), 1)  # upper triangle: garbage
+    path = write(tmp_path / "a.csv", a)
+    for rtol, rank in (("1e-6", 2), ("1e-10", 3)):
+        code, out, _ = run(capsys, path, "--hermitian", "--rtol", rtol, "-o", tmp_path / "x.npy")
+        assert code == 0
+        data = read(path)
+        ref = scipy.linalg.pinvh(data, atol=0.0, rtol=float(rtol), lower=True)
+        assert summary_rank(out) == f"{rank} (of 5)"
+        assert_close(np.load(tmp_path / "x.npy"), ref, float)
+        assert "|AXA-A|/|A|" in out
+
+
+def test_summary_of_the_bundled_example(capsys):
+    a = np.loadtxt(EXAMPLE, delimiter=",")
+    code, out, _ = run(capsys, EXAMPLE)
+    assert code == 0
+    assert a.shape == (6, 7)
+    assert summary_rank(out) == f"{np.linalg.matrix_rank(a)} (of 6)" == "5 (of 6)"
+    s = np.linalg.svd(a, compute_uv=False)
+    assert f"largest {s[0]:.3e}, smallest kept {s[4]:.3e}" in out
+    assert f"threshold  {7 * np.finfo(float).eps * s[0]:.3e}" in out
+    residuals = [float(v) for v in re.findall(r"\|\S* (\S+)", out)]
+    assert len(residuals) == 4 and max(residuals) < 1e-12
+    for field in ("shape", "dtype float64", "time"):
+        assert field in out
+
+
+def test_without_output_only_the_summary_is_printed(tmp_path, capsys):
+    path = write(tmp_path / "a.npy", np.eye(3))
+    assert run(capsys, path)[0] == 0
+    assert sorted(os.listdir(tmp_path)) == ["a.npy"]
+
+
+@pytest.mark.parametrize("shape", [(3, 0), (2, 3, 0), (0, 2, 2)])
+def test_empty_input_gives_an_empty_result(tmp_path, capsys, shape):
+    path = write(tmp_path / "a.npy", np.zeros(shape))
+    code, out, _ = run(capsys, path, "-o", tmp_path / "x.npy")
+    assert code == 0 and "rank       " in out
+    x = np.load(tmp_path / "x.npy")
+    assert x.shape == (*shape[:-2], shape[-1], shape[-2]) and x.dtype == np.float64
+
+
+def test_success_replaces_an_existing_output(tmp_path, capsys):
+    path = write(tmp_path / "a.txt", np.diag([2.0, 4.0]))
+    (tmp_path / "x.txt").write_bytes(SENTINEL)
+    assert run(capsys, path, "-o", tmp_path / "x.txt")[0] == 0
+    np.testing.assert_array_equal(read(tmp_path / "x.txt"), np.diag([0.5, 0.25]))
+    assert sorted(os.listdir(tmp_path)) == ["a.txt", "x.txt"]
+
+
+def test_plot_writes_a_png_that_reads_back(tmp_path, capsys):
+    image = pytest.importorskip("matplotlib.image", reason="--plot needs matplotlib")
+    a = np.stack([np.diag([3.0, 1.0, 0.0]), np.diag([1.0, 1e-20, 0.0])])
+    for path in (EXAMPLE, write(tmp_path / "b.npy", a)):
+        png = tmp_path / f"{Path(path).stem}.png"
+        code, out, _ = run(capsys, path, "--plot", png)
+        assert code == 0 and f"plot       {png}" in out
+        assert png.read_bytes().startswith(PNG_SIGNATURE)
+        pixels = image.imread(png)
+        assert pixels.ndim == 3 and pixels.shape[0] > 100 and pixels.shape[1] > 100
+
+
+def bad_cases(tmp: Path) -> dict[str, list[object]]:
+    """name -> arguments; ``-o out.npy --plot p.png`` (pre-created) is appended."""
+    good = write(tmp / "good.npy", np.eye(3))
+    (tmp / "words.csv").write_text("1,2\nthree,4\n")
+    (tmp / "ragged.csv").write_text("1,2,3\n4,5\n")
+    (tmp / "header.csv").write_text("a,b\n1,2\n")
+    (tmp / "empty.csv").write_text("")
+    (tmp / "garbage.mtx").write_text("not a matrix market file\n")
+    (tmp / "garbage.npy").write_bytes(b"not an npy file")
+    (tmp / "a.dat").write_text("1 2\n3 4\n")
+    nan, inf = np.eye(3), np.eye(2)
+    nan[1, 2], inf[0, 0] = np.nan, np.inf
+    np.savez(tmp / "two.npz", first=np.eye(2), second=np.eye(3))
+    np.save(tmp / "objects.npy", np.array([[1, "x"]], dtype=object), allow_pickle=True)
+    return {
+        "missing file": [tmp / "missing.npy"],
+        "unknown input format": [tmp / "a.dat"],
+        "unknown output format": [good, "-o", tmp / "x.xlsx"],
+        "no output extension": [good, "-o", tmp / "x"],
+        "non-numeric csv": [tmp / "words.csv"],
+        "header row": [tmp / "header.csv"],
+        "ragged csv": [tmp / "ragged.csv"],
+        "empty csv": [tmp / "empty.csv"],
+        "corrupt mtx": [tmp / "garbage.mtx"],
+        "corrupt npy": [tmp / "garbage.npy"],
+        "npy named npz": [write(tmp / "npy.npy", np.eye(2)).rename(tmp / "npy.npz")],
+        "object npy": [tmp / "objects.npy"],
+        "strings npy": [write(tmp / "s.npy", np.array([["a", "b"]]))],
+        "1-D": [write(tmp / "v.npy", np.ones(3))],
+        "0-D": [write(tmp / "z.npy", np.float64(1.0))],
+        "NaN": [write(tmp / "nan.npy", nan)],
+        "Inf": [write(tmp / "inf.txt", inf)],
+        "negative rtol": [good, "--rtol", "-1e-3"],
+        "negative rtol with =": [good, "--rtol=-1e-3"],
+        "negative atol": [good, "--atol=-1"],
+        "NaN atol": [good, "--atol", "nan"],
+        "not a number": [good, "--rtol", "small"],
+        "unknown method": [good, "--method", "magic"],
+        "eigh without hermitian": [good, "--method", "eigh"],
+        "hermitian non-square": [EXAMPLE, "--hermitian"],
+        "npz without key": [tmp / "two.npz"],
+        "npz wrong key": [tmp / "two.npz", "--key", "third"],
+        "key on npy": [good, "--key", "first"],
+        "batch to csv": [write(tmp / "batch.npy", np.ones((2, 3, 3))), "-o", tmp / "x.csv"],
+        "batch to mtx": [tmp / "batch.npy", "-o", tmp / "x.mtx"],
+        "plot not png": [good, "--plot", tmp / "p.pdf"],
+        "missing output dir": [good, "-o", tmp / "no" / "such" / "dir" / "x.npy"],
+        "output is a directory": [good, "-o", tmp / "adir.npy"],
+        "unknown option": [good, "--fast"],
+        "no input": [],
+    }
+
+
+def test_bad_input_one_line_exit_2_and_nothing_written(tmp_path, capsys):
+    cases = bad_cases(tmp_path)
+    (tmp_path / "adir.npy").mkdir()
+    out, png = tmp_path / "out.npy", tmp_path / "p.png"
+    for name, args in cases.items():
+        out.write_bytes(SENTINEL)
+        png.write_bytes(SENTINEL)
+        before = sorted(os.listdir(tmp_path))
+        extra = ([] if "-o" in args else ["-o", out]) + (
+            [] if "--plot" in args else ["--plot", png]
+        )
+        code, stdout, err = run(capsys, *args, *extra)
+        assert code == 2, name
+        assert err.startswith("pseudoinverse: error: ") and err.count("\n") == 1, (name, err)
+        assert stdout == "", name
+        assert out.read_bytes() == SENTINEL and png.read_bytes() == SENTINEL, name
+        assert sorted(os.listdir(tmp_path)) == before, name  # no temporary file left
+    assert "['first', 'second']" in run(capsys, tmp_path / "two.npz")[2]
+
+
+def test_bad_input_through_the_real_entry_points(tmp_path):
+    """No traceback from the script or ``-m``; argparse's usage text is not printed."""
+    (tmp_path / "out.npy").write_bytes(SENTINEL)
+    words = tmp_path / "words.csv"
+    words.write_text("1,x\n")
+    for prefix, args in [
+        ((str(SCRIPT),), [words, "-o", tmp_path / "out.npy"]),
+        ((sys.executable, "-m", "pseudoinverse"), [EXAMPLE, "--rtol", "-1"]),
+        ((sys.executable, "-m", "pseudoinverse"), [EXAMPLE, "--bogus"]),
+    ]:
+        result = run_subprocess(*args, prefix=prefix)
+        assert result.returncode == 2, result
+        assert result.stderr.startswith("pseudoinverse: error: ")
+        assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert (tmp_path / "out.npy").read_bytes() == SENTINEL
+
+
+def test_console_script_and_python_m_agree(tmp_path):
+    assert SCRIPT.exists(), f"the console script should be installed at {SCRIPT}"
+    python_m = (sys.executable, "-m", "pseudoinverse")
+    results = [
+        run_subprocess(EXAMPLE, "-o", tmp_path / "x1.npy", prefix=(str(SCRIPT),)),
+        run_subprocess(EXAMPLE, "-o", tmp_path / "x2.npy", prefix=python_m),
+    ]
+    assert [r.returncode for r in results] == [0, 0], results
+    untimed = [re.sub(r"time .*|x\d\.npy", "", r.stdout) for r in results]
+    assert untimed[0] == untimed[1] and "rank       5 (of 6)" in untimed[0]
+    np.testing.assert_array_equal(np.load(tmp_path / "x1.npy"), np.load(tmp_path / "x2.npy"))
+    a = np.loadtxt(EXAMPLE, delimiter=",")
+    assert_close(np.load(tmp_path / "x1.npy"), np.linalg.pinv(a, rtol=default_rtol(a)), float)
+
+
+def test_help_and_version(capsys):
+    import pseudoinverse
+
+    code, out, _ = run(capsys, "--version")
+    assert (code, out.strip()) == (0, f"pseudoinverse {pseudoinverse.__version__}")
+    code, out, _ = run(capsys, "--help")
+    assert code == 0
+    for word in ("INPUT", "--rtol", "--atol", "--hermitian", "--method", "--plot", "--key", ".mtx"):
+        assert word in out
+
+
+BLOCK_MATPLOTLIB = """
+import sys
+
+class BlockMatplotlib:
+    def find_spec(self, name, path=None, target=None):
+        if name == "matplotlib" or name.startswith("matplotlib."):
+            raise ImportError("No module named 'matplotlib' (blocked by the test)")
+
+sys.meta_path.insert(0, BlockMatplotlib())
+from pseudoinverse._cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_plot_without_matplotlib_is_a_clear_error(tmp_path, capsys, monkeypatch):
+    out, png = tmp_path / "out.npy", tmp_path / "p.png"
+    out.write_bytes(SENTINEL)
+    args = (EXAMPLE, "-o", out, "--plot", png)
+    result = run_subprocess(*args, prefix=(sys.executable, "-c", BLOCK_MATPLOTLIB))
+    assert result.returncode == 2, result
+    assert result.stderr == f"pseudoinverse: error: {PLOT_ERROR}\n"
+    assert not png.exists() and out.read_bytes() == SENTINEL
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # in-process: import fails too
+    assert run(capsys, *args) == (2, "", f"pseudoinverse: error: {PLOT_ERROR}\n")
+    assert not png.exists() and out.read_bytes() == SENTINEL
