@@ -83,8 +83,11 @@ def cases(dtype, seed: int = 0) -> list[Case]:
             hermitian=True,
             rank=2,
         ),
-        Case("batched-hermitian", np.stack([hermitian(rng, 4, dtype) for _ in range(3)]),
-             hermitian=True),
+        Case(
+            "batched-hermitian",
+            np.stack([hermitian(rng, 4, dtype) for _ in range(3)]),
+            hermitian=True,
+        ),
     ]
 
 

@@ -52,8 +52,12 @@ def _mlx() -> Backend:
     mx = importlib.import_module("mlx.core")
     return Backend(
         "mlx",
-        lambda a: mx.array(a, dtype={"float32": mx.float32, "float64": mx.float64,
-                                     "complex64": mx.complex64}[a.dtype.name]),
+        lambda a: mx.array(
+            a,
+            dtype={"float32": mx.float32, "float64": mx.float64, "complex64": mx.complex64}[
+                a.dtype.name
+            ],
+        ),
         lambda x: np.array(x),
         (np.float32, np.float64, np.complex64),
     )
