@@ -1,25 +1,26 @@
-"""Batched one-sided Jacobi SVD pseudo-inverse, vectorised across the batch.
+"""Batched one-sided Jacobi SVD pseudo-inverse of real matrices, SIMD across the batch.
 
-A block of ``blk`` matrices is copied into a batch-interleaved buffer ``W[i, j, k]``
-(row ``i``, column ``j``, matrix ``k``), so every inner loop runs over ``k`` with unit
+A block of ``blk`` matrices is copied into a batch-interleaved buffer ``W[j, i, k]``
+(column ``j``, row ``i``, matrix ``k``), so every inner loop runs over ``k`` with unit
 stride and no branch: LLVM turns it into SIMD (AVX2/AVX-512) code. Each block runs
 cyclic one-sided Jacobi (Hestenes) sweeps on the columns of the tall orientation
-(``A``, or ``A^H`` when ``m < n``) until no pair of the block needs a rotation, then
-forms ``A^+ = V diag(f) (W diag(f))^H`` with ``f_j = 1/sigma_j`` for the kept columns.
+(``A``, or ``A^T`` when ``m < n``) until a sweep rotates nothing, then forms
+``A^+ = V diag(f) (W diag(f))^T`` with ``f_j = 1/sigma_j`` for the kept columns.
 
-Conventions:
+Conventions (shared with ``jacobi_complex``):
 
 * Each matrix is first scaled by a power of two (exact) so that its largest entry
-  lies in ``[1/2, 1)``: column norms squared can neither overflow nor, for any
-  singular value a default tolerance could keep, underflow.
-* Complex matrices arrive as real views ``(B, m, 2n)`` (interleaved re/im) and are
-  split into separate real and imaginary buffers, so the arithmetic stays real and SIMD.
-* ``hermitian``: the working matrix is built from the lower triangle only (the
-  strict upper triangle is never read; the diagonal's imaginary part is ignored, as
-  LAPACK's ``heevd`` does). Its singular values are the eigenvalue moduli and its
+  lies in ``[1/2, 1)``: column norms squared cannot overflow, and singular values a
+  tolerance could keep cannot underflow; ``atol`` is scaled the same way, so the rank
+  decision ``sigma > max(atol, rtol * sigma_max)`` is the one on the unscaled matrix.
+* ``hermitian``: the working matrix is built from the lower triangle only (the strict
+  upper triangle is never read). Its singular values are the eigenvalue moduli and its
   SVD pseudo-inverse equals ``V diag(1/w) V^H``, so the same kernel serves.
-* A pair ``(p, q)`` is rotated when ``|a_p^H a_q| > tol_conv * |a_p| |a_q|``;
-  rotations are computed with selects (``t = 0`` for the others), never branches.
+* A pair ``(p, q)`` is rotated when ``(a_p^H a_q)^2 > tol_conv^2 |a_p|^2 |a_q|^2``
+  (``tol_conv`` = eps of the working dtype); the rotation uses selects (``t = 0`` for
+  the others), never branches, and a pair no matrix of the block needs is skipped.
+* ``consts = [tol_conv**2, 0, 1]`` in the working dtype keeps float32 arithmetic in
+  float32 (a Python float literal would promote it to float64).
 """
 
 from __future__ import annotations
@@ -29,72 +30,106 @@ import math
 import numpy as np
 from numba import njit
 
-_OPTS = {"cache": True, "fastmath": {"contract"}, "nogil": True, "error_model": "numpy", "boundscheck": False}
+OPTS = {"cache": True, "nogil": True, "error_model": "numpy", "fastmath": {"contract"}}
 
 
-@njit(**_OPTS)
-def _scale_exponents(mx, sc, nb, emax):
-    """``sc[k] = 2**-e`` with ``max|A_k| = f 2**e``, ``f`` in [1/2, 1); clamped to +-emax."""
-    for k in range(nb):
+@njit(**OPTS)
+def scale_exponents(mx, sc, blk, emax):
+    """``sc[k] = 2**-e`` with ``max|A_k| = f 2**e``, ``f`` in [1/2, 1); ``e`` clamped to +-emax."""
+    for k in range(blk):
         if mx[k] > 0:
-            e = math.frexp(mx[k])[1]
-            e = min(max(e, -emax), emax)
+            e = min(max(math.frexp(mx[k])[1], -emax), emax)
             sc[k] = math.ldexp(1.0, -e)
         else:
             sc[k] = 1.0
 
 
-@njit(**_OPTS)
-def _rotation(al, be, g, tol_conv, big, k, cc, ss):
-    """Jacobi rotation ``(c, s)`` for the real 2x2 Gram block ``[[al, g], [g, be]]``."""
-    rot = abs(g) > tol_conv * math.sqrt(al * be)
-    gs = g if rot else 1.0
-    zeta = (be - al) / (gs + gs)
-    az = abs(zeta)
-    root = az if az > big else math.sqrt(1.0 + zeta * zeta)
-    t = math.copysign(1.0, zeta) / (az + root)
-    t = t if rot else 0.0
-    c = 1.0 / math.sqrt(1.0 + t * t)
-    cc[k] = c
-    ss[k] = c * t
-    return 1 if rot else 0
+@njit(**OPTS)
+def rotation(al, be, g, g2, consts):
+    """``(rot, c, u)`` of the rotation that zeroes ``g`` in ``[[al, g], [g*, be]]``.
+
+    ``rot``: whether the pair needs it. With ``d = be - al``, ``r = sqrt(d^2 + 4|g|^2)``
+    and ``h = sqrt(2 r (|d| + r))``: ``c = (|d| + r)/h`` and ``s e = u g`` with
+    ``u = 2 sign(d)/h`` (``e = g/|g|``): ``t = s/c`` is Rutishauser's smaller root of
+    ``|g| t^2 + d t - |g| = 0``. Two square roots and one division; ``h > 0`` whenever
+    ``rot`` (then ``g^2 > 0``), and the others get the identity.
+    """
+    rot = g2 > consts[0] * al * be
+    d = be - al
+    r = math.sqrt(d * d + (g2 + g2) + (g2 + g2))
+    ad = abs(d) + r
+    h = math.sqrt((r + r) * ad)
+    h = h if rot else consts[2]
+    inv = consts[2] / h
+    c = ad * inv if rot else consts[2]
+    u = math.copysign(inv + inv, d) if rot else consts[1]
+    return rot, c, u
 
 
-@njit(**_OPTS)
-def pinv_real(a, atol, rtol, out, rank, hermitian, blk, tol_conv, big, emax, max_sweeps):
+@njit(**OPTS)
+def threshold(sig, sc, atol, rtol, rank, b0, nb, blk, q, consts):
+    """Turn ``sig[j, k]`` into ``f = 1/sigma`` (kept) or 0, writing ``rank[b0:b0+nb]``."""
+    smax = np.zeros(blk, np.float64)
+    for j in range(q):
+        for k in range(blk):
+            smax[k] = max(smax[k], sig[j, k])
+    cnt = np.zeros(blk, np.int64)
+    for k in range(nb):  # lanes past nb are padding: tol = inf keeps nothing
+        smax[k] = max(atol[b0 + k] * sc[k], rtol[b0 + k] * smax[k])
+    for k in range(nb, blk):
+        smax[k] = np.inf
+    for j in range(q):
+        for k in range(blk):
+            keep = sig[j, k] > smax[k]
+            cnt[k] += 1 if keep else 0
+            s = sig[j, k] if keep else consts[2]
+            sig[j, k] = consts[2] / s if keep else consts[1]
+    for k in range(nb):
+        rank[b0 + k] = cnt[k]
+
+
+@njit(**OPTS)
+def _rotate(x, y, cc, ss, p, blk):
+    """Columns ``(x, y) <- (c x - s y, s x + c y)``, lane by lane."""
+    for i in range(p):
+        for k in range(blk):
+            u = x[i, k]
+            v = y[i, k]
+            x[i, k] = cc[k] * u - ss[k] * v
+            y[i, k] = ss[k] * u + cc[k] * v
+
+
+@njit(**OPTS)
+def pinv_real(a, atol, rtol, out, rank, hermitian, blk, consts, emax, max_sweeps):
     """Pseudo-inverses of the real stack ``a (B, m, n)`` into ``out (B, n, m)``.
 
-    Returns the total number of sweeps run (over all blocks), for diagnostics.
+    Returns the number of sweeps run, summed over the blocks (a diagnostic).
     """
     nbatch, m, n = a.shape
     tr = m < n
     p = n if tr else m  # rows of the working (tall) matrix
     q = m if tr else n  # its columns
     dt = a.dtype
-    W = np.zeros((q, p, blk), dt)  # W[j, i, k]: column j, row i, matrix k of the block
-    V = np.zeros((q, q, blk), dt)  # V[j, i, k]: column j of V
+    W = np.zeros((q, p, blk), dt)
+    V = np.zeros((q, q, blk), dt)
     X = np.zeros((q, p, blk), dt)
     sc = np.ones(blk, dt)
     mx = np.zeros(blk, dt)
-    al = np.zeros(blk, dt)
-    be = np.zeros(blk, dt)
     ga = np.zeros(blk, dt)
     cc = np.zeros(blk, dt)
     ss = np.zeros(blk, dt)
     sig = np.zeros((q, blk), dt)
+    one = consts[2]
     total = 0
     for b0 in range(0, nbatch, blk):
         nb = min(blk, nbatch - b0)
         if nb < blk:
-            W[:] = 0.0
-        # gather into the interleaved layout
+            W[:] = 0
         if hermitian:
             for k in range(nb):
                 for i in range(p):
                     for j in range(i + 1):
-                        v = a[b0 + k, i, j]
-                        W[j, i, k] = v
-                        W[i, j, k] = v
+                        W[j, i, k] = W[i, j, k] = a[b0 + k, i, j]
         elif tr:
             for k in range(nb):
                 for i in range(m):
@@ -105,74 +140,68 @@ def pinv_real(a, atol, rtol, out, rank, hermitian, blk, tol_conv, big, emax, max
                 for i in range(m):
                     for j in range(n):
                         W[j, i, k] = a[b0 + k, i, j]
-        # exact power-of-two scaling
-        mx[:] = 0.0
+        for k in range(blk):
+            mx[k] = 0
         for j in range(q):
             for i in range(p):
                 for k in range(blk):
                     mx[k] = max(mx[k], abs(W[j, i, k]))
-        _scale_exponents(mx, sc, blk, emax)
+        scale_exponents(mx, sc, blk, emax)
         for j in range(q):
             for i in range(p):
                 for k in range(blk):
                     W[j, i, k] *= sc[k]
-        for j in range(q):
             for i in range(q):
-                d = 1.0 if i == j else 0.0
+                d = one if i == j else consts[1]
                 for k in range(blk):
                     V[j, i, k] = d
-        # cyclic sweeps until no pair of the block rotates
         for _sweep in range(max_sweeps):
             total += 1
             rotated = False
+            for j in range(q):  # exact column norms; updated by the rotations below
+                for k in range(blk):
+                    sig[j, k] = W[j, 0, k] * W[j, 0, k]
+                for i in range(1, p):
+                    for k in range(blk):
+                        sig[j, k] += W[j, i, k] * W[j, i, k]
             for jp in range(q - 1):
+                x = W[jp]
                 for jq in range(jp + 1, q):
-                    x = W[jp]
                     y = W[jq]
                     for k in range(blk):
-                        al[k] = x[0, k] * x[0, k]
-                        be[k] = y[0, k] * y[0, k]
                         ga[k] = x[0, k] * y[0, k]
                     for i in range(1, p):
                         for k in range(blk):
-                            al[k] += x[i, k] * x[i, k]
-                            be[k] += y[i, k] * y[i, k]
                             ga[k] += x[i, k] * y[i, k]
                     nrot = 0
                     for k in range(blk):
-                        nrot += _rotation(al[k], be[k], ga[k], tol_conv, big, k, cc, ss)
-                    if nrot > 0:  # skip pairs already orthogonal in the whole block
+                        g = ga[k]
+                        al = sig[jp, k]
+                        be = sig[jq, k]
+                        rot, c, u = rotation(al, be, g, g * g, consts)
+                        nrot += 1 if rot else 0
+                        s = u * g
+                        cc[k] = c
+                        ss[k] = s
+                        cs = (c * s) * (g + g)
+                        sig[jp, k] = max((c * c) * al + (s * s) * be - cs, consts[1])
+                        sig[jq, k] = max((s * s) * al + (c * c) * be + cs, consts[1])
+                    if nrot > 0:  # skip pairs already orthogonal in every matrix
                         rotated = True
                         _rotate(x, y, cc, ss, p, blk)
                         _rotate(V[jp], V[jq], cc, ss, q, blk)
             if not rotated:
                 break
-        # singular values, threshold, A^+ = V diag(f) (W diag(f))^T, f = 1/sigma kept
         for j in range(q):
             for k in range(blk):
-                sig[j, k] = 0.0
+                sig[j, k] = 0
             for i in range(p):
                 for k in range(blk):
                     sig[j, k] += W[j, i, k] * W[j, i, k]
             for k in range(blk):
                 sig[j, k] = math.sqrt(sig[j, k])
-        for k in range(nb):
-            smax = 0.0
-            for j in range(q):
-                smax = max(smax, float(sig[j, k]))
-            tol = max(atol[b0 + k] * sc[k], rtol[b0 + k] * smax)
-            cnt = 0
-            for j in range(q):
-                if sig[j, k] > tol:
-                    cnt += 1
-                    sig[j, k] = 1.0 / sig[j, k]
-                else:
-                    sig[j, k] = 0.0
-            rank[b0 + k] = cnt
-        for k in range(nb, blk):
-            for j in range(q):
-                sig[j, k] = 0.0
-        for j in range(q):
+        threshold(sig, sc, atol, rtol, rank, b0, nb, blk, q, consts)
+        for j in range(q):  # A^+ = V diag(f) (W diag(f))^T, times the scale
             for i in range(p):
                 for k in range(blk):
                     W[j, i, k] *= sig[j, k]
@@ -180,32 +209,20 @@ def pinv_real(a, atol, rtol, out, rank, hermitian, blk, tol_conv, big, emax, max
                 for k in range(blk):
                     V[j, i, k] *= sig[j, k] * sc[k]
         for i in range(q):
-            for l in range(p):
+            for ll in range(p):
                 for k in range(blk):
-                    X[i, l, k] = V[0, i, k] * W[0, l, k]
+                    X[i, ll, k] = V[0, i, k] * W[0, ll, k]
                 for j in range(1, q):
                     for k in range(blk):
-                        X[i, l, k] += V[j, i, k] * W[j, l, k]
-        # scatter
+                        X[i, ll, k] += V[j, i, k] * W[j, ll, k]
         if tr:
             for k in range(nb):
-                for l in range(p):
+                for ll in range(p):
                     for i in range(q):
-                        out[b0 + k, l, i] = X[i, l, k]
+                        out[b0 + k, ll, i] = X[i, ll, k]
         else:
             for k in range(nb):
                 for i in range(q):
-                    for l in range(p):
-                        out[b0 + k, i, l] = X[i, l, k]
+                    for ll in range(p):
+                        out[b0 + k, i, ll] = X[i, ll, k]
     return total
-
-
-@njit(**_OPTS)
-def _rotate(x, y, cc, ss, p, blk):
-    """Columns ``(x, y) <- (c x - s y, s x + c y)``, lane by lane."""
-    for i in range(p):
-        for k in range(blk):
-            u = x[i, k]
-            v = y[i, k]
-            x[i, k] = cc[k] * u - ss[k] * v
-            y[i, k] = ss[k] * u + cc[k] * v

@@ -1,0 +1,189 @@
+"""The complex twin of ``jacobi.pinv_real``: same layout, sweeps and conventions.
+
+Complex stacks arrive as real views ``(B, m, 2n)`` (interleaved re/im) and are split
+into separate real and imaginary buffers, so all arithmetic stays real and SIMD. The
+pair rotation is ``x <- c x - conj(P) y``, ``y <- P x + c y`` with ``c`` real and
+``P = s e`` (``e`` the phase of ``g = x^H y``), a unitary map that zeroes ``g``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from .jacobi import OPTS, rotation, scale_exponents, threshold
+
+
+@njit(**OPTS)
+def _rotate(xr, xi, yr, yi, cc, pr, pi, p, blk):
+    """``(x, y) <- (c x - conj(P) y, P x + c y)``, lane by lane."""
+    for i in range(p):
+        for k in range(blk):
+            ar = xr[i, k]
+            ai = xi[i, k]
+            br = yr[i, k]
+            bi = yi[i, k]
+            xr[i, k] = cc[k] * ar - (pr[k] * br + pi[k] * bi)
+            xi[i, k] = cc[k] * ai - (pr[k] * bi - pi[k] * br)
+            yr[i, k] = cc[k] * br + (pr[k] * ar - pi[k] * ai)
+            yi[i, k] = cc[k] * bi + (pr[k] * ai + pi[k] * ar)
+
+
+@njit(**OPTS)
+def pinv_complex(a, atol, rtol, out, rank, hermitian, blk, consts, emax, max_sweeps):
+    """Pseudo-inverses of the complex stack viewed as real ``a (B, m, 2n)`` into
+    ``out (B, n, 2m)``. Returns the number of sweeps run, summed over the blocks."""
+    nbatch, m, n2 = a.shape
+    n = n2 // 2
+    tr = m < n
+    p = n if tr else m
+    q = m if tr else n
+    dt = a.dtype
+    Wr = np.zeros((q, p, blk), dt)
+    Wi = np.zeros((q, p, blk), dt)
+    Vr = np.zeros((q, q, blk), dt)
+    Vi = np.zeros((q, q, blk), dt)
+    Xr = np.zeros((q, p, blk), dt)
+    Xi = np.zeros((q, p, blk), dt)
+    sc = np.ones(blk, dt)
+    mx = np.zeros(blk, dt)
+    gr = np.zeros(blk, dt)
+    gi = np.zeros(blk, dt)
+    cc = np.zeros(blk, dt)
+    pr = np.zeros(blk, dt)
+    pi = np.zeros(blk, dt)
+    sig = np.zeros((q, blk), dt)
+    zero = consts[1]
+    one = consts[2]
+    total = 0
+    for b0 in range(0, nbatch, blk):
+        nb = min(blk, nbatch - b0)
+        if nb < blk:
+            Wr[:] = 0
+            Wi[:] = 0
+        if hermitian:  # H[i, j] = a[i, j] (i >= j), conj(a[j, i]) above; W[j, i] = H[i, j]
+            for k in range(nb):
+                for i in range(p):
+                    for j in range(i):
+                        re = a[b0 + k, i, 2 * j]
+                        im = a[b0 + k, i, 2 * j + 1]
+                        Wr[j, i, k] = re
+                        Wi[j, i, k] = im
+                        Wr[i, j, k] = re
+                        Wi[i, j, k] = -im
+                    Wr[i, i, k] = a[b0 + k, i, 2 * i]
+                    Wi[i, i, k] = zero  # a Hermitian diagonal is real (as in LAPACK heevd)
+        elif tr:  # the working matrix is A^H: W[j, i] = conj(A[j, i])
+            for k in range(nb):
+                for i in range(m):
+                    for j in range(n):
+                        Wr[i, j, k] = a[b0 + k, i, 2 * j]
+                        Wi[i, j, k] = -a[b0 + k, i, 2 * j + 1]
+        else:
+            for k in range(nb):
+                for i in range(m):
+                    for j in range(n):
+                        Wr[j, i, k] = a[b0 + k, i, 2 * j]
+                        Wi[j, i, k] = a[b0 + k, i, 2 * j + 1]
+        for k in range(blk):
+            mx[k] = 0
+        for j in range(q):
+            for i in range(p):
+                for k in range(blk):
+                    mx[k] = max(mx[k], max(abs(Wr[j, i, k]), abs(Wi[j, i, k])))
+        scale_exponents(mx, sc, blk, emax)
+        for j in range(q):
+            for i in range(p):
+                for k in range(blk):
+                    Wr[j, i, k] *= sc[k]
+                    Wi[j, i, k] *= sc[k]
+            for i in range(q):
+                d = one if i == j else zero
+                for k in range(blk):
+                    Vr[j, i, k] = d
+                    Vi[j, i, k] = zero
+        for _sweep in range(max_sweeps):
+            total += 1
+            rotated = False
+            for j in range(q):
+                for k in range(blk):
+                    sig[j, k] = zero
+                for i in range(p):
+                    for k in range(blk):
+                        sig[j, k] += Wr[j, i, k] * Wr[j, i, k] + Wi[j, i, k] * Wi[j, i, k]
+            for jp in range(q - 1):
+                xr = Wr[jp]
+                xi = Wi[jp]
+                for jq in range(jp + 1, q):
+                    yr = Wr[jq]
+                    yi = Wi[jq]
+                    for k in range(blk):
+                        gr[k] = zero
+                        gi[k] = zero
+                    for i in range(p):  # g = x^H y
+                        for k in range(blk):
+                            gr[k] += xr[i, k] * yr[i, k] + xi[i, k] * yi[i, k]
+                            gi[k] += xr[i, k] * yi[i, k] - xi[i, k] * yr[i, k]
+                    nrot = 0
+                    for k in range(blk):
+                        al = sig[jp, k]
+                        be = sig[jq, k]
+                        g2 = gr[k] * gr[k] + gi[k] * gi[k]
+                        rot, c, u = rotation(al, be, g2, g2, consts)
+                        nrot += 1 if rot else 0
+                        cc[k] = c
+                        pr[k] = u * gr[k]
+                        pi[k] = u * gi[k]
+                        s2 = u * u * g2
+                        cs = (c * u) * (g2 + g2)  # 2 c Re(conj(P) g)
+                        sig[jp, k] = max((c * c) * al + s2 * be - cs, zero)
+                        sig[jq, k] = max(s2 * al + (c * c) * be + cs, zero)
+                    if nrot > 0:
+                        rotated = True
+                        _rotate(xr, xi, yr, yi, cc, pr, pi, p, blk)
+                        _rotate(Vr[jp], Vi[jp], Vr[jq], Vi[jq], cc, pr, pi, q, blk)
+            if not rotated:
+                break
+        for j in range(q):
+            for k in range(blk):
+                sig[j, k] = zero
+            for i in range(p):
+                for k in range(blk):
+                    sig[j, k] += Wr[j, i, k] * Wr[j, i, k] + Wi[j, i, k] * Wi[j, i, k]
+            for k in range(blk):
+                sig[j, k] = math.sqrt(sig[j, k])
+        threshold(sig, sc, atol, rtol, rank, b0, nb, blk, q, consts)
+        for j in range(q):  # A^+ = V diag(f) (W diag(f))^H, times the scale
+            for i in range(p):
+                for k in range(blk):
+                    Wr[j, i, k] *= sig[j, k]
+                    Wi[j, i, k] *= sig[j, k]
+            for i in range(q):
+                for k in range(blk):
+                    f = sig[j, k] * sc[k]
+                    Vr[j, i, k] *= f
+                    Vi[j, i, k] *= f
+        for i in range(q):
+            for ll in range(p):
+                for k in range(blk):
+                    Xr[i, ll, k] = zero
+                    Xi[i, ll, k] = zero
+                for j in range(q):
+                    for k in range(blk):
+                        Xr[i, ll, k] += Vr[j, i, k] * Wr[j, ll, k] + Vi[j, i, k] * Wi[j, ll, k]
+                        Xi[i, ll, k] += Vi[j, i, k] * Wr[j, ll, k] - Vr[j, i, k] * Wi[j, ll, k]
+        if tr:  # out = X^H
+            for k in range(nb):
+                for ll in range(p):
+                    for i in range(q):
+                        out[b0 + k, ll, 2 * i] = Xr[i, ll, k]
+                        out[b0 + k, ll, 2 * i + 1] = -Xi[i, ll, k]
+        else:
+            for k in range(nb):
+                for i in range(q):
+                    for ll in range(p):
+                        out[b0 + k, i, 2 * ll] = Xr[i, ll, k]
+                        out[b0 + k, i, 2 * ll + 1] = Xi[i, ll, k]
+    return total
