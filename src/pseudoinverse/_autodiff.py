@@ -81,8 +81,9 @@ def pinv_vjp(a: Array, x: Array, g: Array, ct: ConjT) -> Array:
 
 
 def hermitian_part(xp: Any, a: Array) -> Array:
-    """For an Array API namespace ``xp``: the Hermitian matrix the forward pass sees: ``A``'s strict lower triangle, its
-    conjugate transpose above, and the real part of ``A``'s diagonal.
+    """The Hermitian matrix the forward pass sees (``xp`` an Array API namespace):
+    ``A``'s strict lower triangle, its conjugate transpose above, and the real part of
+    ``A``'s diagonal.
 
     Masks with ``where`` (never multiplication), so NaN/Inf in the unread upper
     triangle stays out, and so gradients land on the lower triangle only.

@@ -14,6 +14,7 @@ rule is resolved on the host).
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import jax
@@ -49,14 +50,21 @@ def compute(
     method: str,
     check_finite: bool,
 ) -> tuple:
-    from .._autodiff import hermitian_part, jax_pinv
-
     if check_finite and not _traced(a):
         _check_finite(a, hermitian)
-    a = a.astype(dtype)
-    if hermitian:
-        a = hermitian_part(jnp, a)
     real = jnp.finfo(dtype).dtype  # float32 for complex64, float64 for complex128
     atol_j = jnp.asarray(atol, dtype=real)
     rtol_j = jnp.asarray(rtol, dtype=real)
-    return jax_pinv(a, atol_j, rtol_j, hermitian=hermitian, method=method)
+    return _compiled(a, atol_j, rtol_j, dtype=jnp.dtype(dtype), hermitian=hermitian, method=method)
+
+
+@functools.partial(jax.jit, static_argnames=("dtype", "hermitian", "method"))
+def _compiled(a: Any, atol: Any, rtol: Any, *, dtype: Any, hermitian: bool, method: str) -> tuple:
+    """Compiled once per shape and options: eager JAX would dispatch op by op. Inside a
+    user's ``jit`` it is inlined; ``grad``/``vmap`` see the ``custom_jvp`` within."""
+    from .._autodiff import hermitian_part, jax_pinv
+
+    a = a.astype(dtype)  # differentiable: float16/bfloat16 gradients come back in theirs
+    if hermitian:
+        a = hermitian_part(jnp, a)
+    return jax_pinv(a, atol, rtol, hermitian=hermitian, method=method)

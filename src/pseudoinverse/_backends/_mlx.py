@@ -1,8 +1,21 @@
-"""MLX: arrays in and out, ``stream=`` honoured.
+"""MLX: arrays in and out, ``stream=`` honoured, differentiable.
 
 MLX's CPU arrays are shared with NumPy, so the NumPy path (LAPACK, compiled kernels)
-computes and the result comes back as an MLX array of the input's dtype. MLX has no
-complex128; its complex64 is supported (``mlx.core.linalg.pinv`` rejects complex).
+computes the forward pass, in float64 for float64 input (``mlx.core.linalg.pinv`` is
+float32-only), and the result comes back as an MLX array of the input's dtype. MLX has
+complex64 (``mlx.core.linalg.pinv`` rejects complex; this does not) and no complex128.
+float16 and bfloat16 are computed in float32 with their own ``eps`` in the default
+``rtol``; integer and bool input becomes MLX's default float32.
+
+The pseudo-inverse is an ``mx.custom_function`` whose ``vjp``/``jvp`` are the
+Golub–Pereyra formula in MLX operations (``_autodiff``), so ``mx.grad``, ``mx.vjp``,
+``mx.jvp`` and ``mx.vmap`` work (``mlx.core.linalg.pinv`` cannot be differentiated).
+``mx.compile`` cannot trace it: the forward pass reads the values through NumPy.
+
+``stream``: MLX's SVD and eigensolver have no GPU kernels, and MLX's GPU has no
+float64, so the forward pass always runs on the CPU; the derivative's matrix products
+and the dtype conversions run on ``stream`` when it is a CPU stream or an available GPU
+(float64 and complex stay on the CPU). A GPU stream never fails for lack of a GPU.
 """
 
 from __future__ import annotations
@@ -12,67 +25,141 @@ from typing import Any
 import mlx.core as mx
 import numpy as np
 
-_TO_MX = {
-    np.dtype(np.float32): mx.float32,
-    np.dtype(np.float64): mx.float64,
-    np.dtype(np.complex64): mx.complex64,
-}
+# MLX compute dtype -> NumPy dtype (MLX has no complex128; bfloat16 has no NumPy twin).
+_TO_NP = {mx.float32: np.float32, mx.float64: np.float64, mx.complex64: np.complex64}
 
 
-def to_numpy(a: Any) -> np.ndarray:
-    """The NumPy view of an MLX array (bfloat16, which NumPy lacks, as float32)."""
-    if a.dtype == mx.bfloat16:
-        a = a.astype(mx.float32)
-    return np.array(a, copy=False)
+def dtypes(dtype: Any) -> tuple[Any, Any, float]:
+    """``(compute dtype, result dtype, eps)`` of an MLX dtype, per SPEC's dtype rules.
+
+    The compute dtype is an MLX dtype; ``eps`` is that of the input's own real dtype
+    (bfloat16's ``2**-7`` for bfloat16, although it is computed in float32).
+    """
+    if dtype in _TO_NP:
+        real = mx.float32 if dtype == mx.complex64 else dtype
+        return dtype, dtype, float(mx.finfo(real).eps)
+    if dtype in (mx.float16, mx.bfloat16):
+        return mx.float32, dtype, float(mx.finfo(dtype).eps)
+    if dtype == mx.bool_ or mx.issubdtype(dtype, mx.integer):
+        return mx.float32, mx.float32, float(mx.finfo(mx.float32).eps)
+    raise ValueError(f"pinv expects a numeric array, got dtype {dtype}")
 
 
-def from_numpy(x: np.ndarray, dtype: Any, stream: Any = None) -> Any:
-    """An MLX array of ``dtype`` from NumPy data, placed with ``stream`` if given."""
-    out = mx.array(x, dtype=_TO_MX.get(x.dtype, mx.float32))
-    if out.dtype != dtype:
-        out = out.astype(dtype, stream=_cpu(stream))
-    return out
+def _ops_stream(stream: Any, dtype: Any) -> Any:
+    """Where MLX operations may run: ``stream`` unless it is a GPU that is absent or
+    cannot do ``dtype`` (MLX's GPU has no float64, and no GPU linear algebra)."""
+    if stream is None:
+        return mx.cpu
+    device = getattr(stream, "device", stream)  # a Stream, a Device or a DeviceType
+    kind = getattr(device, "type", device)
+    if kind == mx.cpu:
+        return stream
+    if dtype in (mx.float64, mx.complex64) or not mx.is_available(device):
+        return mx.cpu
+    return stream
 
 
-def _cpu(stream: Any) -> Any:
-    """A stream for the conversions: MLX's linear algebra has no GPU kernels, so CPU."""
-    return mx.cpu if stream is None or stream == mx.gpu else stream
+def _hermitian_part(a: Any) -> Any:
+    """``_autodiff.hermitian_part`` in MLX operations (MLX is not an Array API library)."""
+    n = a.shape[-1]
+    index = mx.arange(n)
+    rows, cols = index[:, None], index[None, :]
+    zero = mx.zeros_like(a)
+    strict = mx.where(rows > cols, a, zero)
+    upper = strict.swapaxes(-1, -2)
+    diag = mx.where(rows == cols, a, zero)
+    if a.dtype == mx.complex64:
+        upper = mx.conjugate(upper)
+        diag = mx.real(diag).astype(a.dtype)
+    return strict + upper + diag
+
+
+def _traced(a: Any, atol: np.ndarray, rtol: np.ndarray, hermitian: bool) -> tuple[Any, Any]:
+    """The forward pass in MLX operations, for placeholders that cannot be read.
+
+    Under ``mx.vmap`` it only gives shapes (the custom ``vmap`` rule computes), under
+    ``mx.compile`` it is the computation: MLX's CPU SVD/eigh with the same rule and
+    masks; NaN/Inf cannot raise there, those matrices get an all-NaN result.
+    """
+    m, n = a.shape[-2:]
+    real = mx.float32 if a.dtype == mx.complex64 else a.dtype
+    with mx.stream(mx.cpu):
+        bad = ~mx.all(mx.isfinite(a), axis=(-2, -1))
+        a = mx.where(bad[..., None, None], mx.zeros_like(a), a)
+        if hermitian:
+            s, v = mx.linalg.eigh(a)
+            uh = mx.conjugate(v).swapaxes(-1, -2)
+        else:
+            u, s, vh = mx.linalg.svd(a)
+            k = min(m, n)
+            v = mx.conjugate(vh[..., :k, :]).swapaxes(-1, -2)
+            uh = mx.conjugate(u[..., :, :k]).swapaxes(-1, -2)
+        size = mx.abs(s)
+        tol = mx.maximum(mx.array(atol, dtype=real), mx.array(rtol, dtype=real) * size.max(-1))
+        keep = size > tol[..., None]
+        s_inv = mx.where(keep, 1 / mx.where(keep, s, mx.ones_like(s)), mx.zeros_like(s))
+        x = (v * s_inv.astype(a.dtype)[..., None, :]) @ uh
+        x = mx.where(bad[..., None, None], mx.full(x.shape, np.nan, dtype=x.dtype), x)
+        rank = mx.where(bad, 0, keep.astype(mx.int64).sum(-1))
+    return x, rank
 
 
 def pinv(
     A: Any,
-    a: np.ndarray,
     atol: np.ndarray,
     rtol: np.ndarray,
-    hermitian: bool,
-    out: Any,
-    method: str,
-    return_rank: bool,
-    check_finite: bool,
-    stream: Any,
+    *,
     dtype: Any,
+    result_dtype: Any,
+    hermitian: bool,
+    method: str,
+    check_finite: bool,
+    out: Any,
+    return_rank: bool,
+    stream: Any,
 ) -> Any:
+    """The MLX path of ``pinv``, on validated input (``_api.pinv`` checked everything
+    but ``out``); ``dtype``/``result_dtype``/``eps`` come from :func:`dtypes`."""
     from .._api import PinvResult, _check_out, _compute_numpy
+    from .._autodiff import mlx_pinv
 
-    *batch, m, n = a.shape
-    result_dtype = A.dtype if A.dtype not in (mx.bool_,) and not _is_int(A.dtype) else mx.float32
+    *batch, m, n = A.shape
     if out is not None:
         _check_out(out, "mlx", (*batch, n, m), result_dtype)
-    if a.size == 0:
-        x_np, rank_np = np.zeros((*batch, n, m), dtype=np.float32), np.zeros(batch, np.int64)
-    else:
-        work = np.float32 if a.dtype.kind in "biu" or a.dtype == np.float16 else a.dtype
-        x_np, rank_np = _compute_numpy(
-            a, atol, rtol, dtype=work, hermitian=hermitian, method=method, check_finite=check_finite
+    ops = _ops_stream(stream, dtype)
+    np_dtype = _TO_NP[dtype]
+
+    def forward(a: Any) -> tuple[Any, Any]:
+        stack = a.shape[:-2]
+        try:
+            a_np = np.array(a, copy=False)
+        except ValueError:  # a placeholder: mx.vmap or mx.compile is tracing
+            return _traced(a, np.broadcast_to(atol, stack), np.broadcast_to(rtol, stack), hermitian)
+        x, rank = _compute_numpy(
+            a_np,
+            np.broadcast_to(atol, stack),  # wider under mx.vmap
+            np.broadcast_to(rtol, stack),
+            dtype=np_dtype,
+            hermitian=hermitian,
+            method=method,
+            check_finite=check_finite,
         )
-    x = from_numpy(x_np, result_dtype, stream)
+        return mx.array(x, dtype=dtype), mx.array(rank, dtype=mx.int64)
+
+    if A.size == 0:
+        x = mx.zeros((*batch, n, m), dtype=result_dtype)
+        rank = mx.zeros(tuple(batch), dtype=mx.int64)
+    else:
+        a = A.astype(dtype, stream=ops) if A.dtype != dtype else A
+        if hermitian:
+            with mx.stream(ops):
+                a = _hermitian_part(a)
+        x, rank = mlx_pinv(a, forward, ops)
+        if x.dtype != result_dtype:
+            x = x.astype(result_dtype, stream=ops)
     if out is not None:
         out[...] = x
         x = out
     if not return_rank:
         return x
-    return PinvResult(x, int(rank_np) if not batch else mx.array(rank_np))
-
-
-def _is_int(dtype: Any) -> bool:
-    return mx.issubdtype(dtype, mx.integer)
+    return PinvResult(x, int(rank.item()) if not batch else rank)

@@ -33,10 +33,12 @@ def _transformed(a: torch.Tensor) -> bool:
 
 
 def _numpy_ok(a: torch.Tensor) -> bool:
+    """CPU, and no derivative wanted: not backward, not forward mode, not torch.func."""
     return (
         a.device.type == "cpu"
         and not (torch.is_grad_enabled() and a.requires_grad)
         and not _transformed(a)
+        and torch.autograd.forward_ad.unpack_dual(a).tangent is None
     )
 
 
