@@ -201,6 +201,14 @@ def pinv(
     is promoted to the library's default floating dtype. Empty input gives an empty
     result. A ``gesdd`` convergence failure is retried with ``gesvd`` for that matrix.
 
+    Differentiable in PyTorch (autograd, forward mode, ``torch.func``), JAX (``grad``,
+    ``jvp``, ``jit``, ``vmap``) and MLX (``grad``, ``vjp``, ``jvp``) through the
+    constant-rank Golub–Pereyra formula, finite at repeated singular values; with
+    ``hermitian=True`` the gradient lies on the lower triangle that is read. Tolerances
+    are constants (not differentiated). Under tracing (``jax.jit``/``vmap``,
+    ``torch.func.vmap``, ``mx.compile``) values cannot be inspected: NaN/Inf input then
+    gives a NaN result (as with ``check_finite=False``) instead of raising.
+
     Examples
     --------
     >>> import numpy as np
@@ -278,7 +286,15 @@ def pinv(
         x = _write_out(out, x, kind)
     if not return_rank:
         return x
-    return PinvResult(x, int(rank) if not batch else rank)
+    return PinvResult(x, rank if batch else scalar_rank(rank))
+
+
+def scalar_rank(rank: Any) -> Any:
+    """A single matrix's rank as a Python ``int``; traced ranks (jit, vmap) stay arrays."""
+    try:
+        return int(rank)
+    except (TypeError, RuntimeError, ValueError):  # a tracer has no concrete value
+        return rank
 
 
 def _device_kw(xp: Any, a: Any) -> dict[str, Any]:
