@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 import array_api_compat
 import numpy as np
 
-from . import _methods, _tolerance
+from . import _finite, _methods, _tolerance
 from ._backends import DASK, JAX, MLX, NUMPY, TORCH, as_numpy_input, default_float, kind_of
 
 
@@ -71,22 +71,6 @@ def _check_out(out: Any, kind: str, shape: tuple[int, ...], dtype: Any) -> None:
         )
 
 
-def _first_bad(bad: np.ndarray, batch: tuple[int, ...]) -> str:
-    if not batch:
-        return "A contains NaN or Inf"
-    index = np.unravel_index(int(np.argmax(bad)), batch)
-    return f"A contains NaN or Inf in the matrix at batch index {tuple(int(i) for i in index)}"
-
-
-def _bad_members_numpy(stack: np.ndarray, hermitian: bool) -> np.ndarray:
-    """Per matrix of a ``(B, m, n)`` stack: does it hold NaN/Inf where it is read?"""
-    finite = np.isfinite(stack)
-    if hermitian:  # only the lower triangle is read, so only it is checked
-        m, n = stack.shape[-2:]
-        finite |= np.triu(np.ones((m, n), dtype=bool), 1)
-    return ~finite.all(axis=(-2, -1))
-
-
 def _compute_numpy(
     a: np.ndarray,
     atol: np.ndarray,
@@ -99,11 +83,11 @@ def _compute_numpy(
 ) -> tuple[np.ndarray, np.ndarray]:
     *batch, m, n = a.shape
     stack = np.ascontiguousarray(a.reshape(-1, m, n), dtype=dtype)
-    bad = _bad_members_numpy(stack, hermitian)
+    bad = _finite.bad_members(np, stack, hermitian)
     any_bad = bool(bad.any())
     if any_bad:
         if check_finite:
-            raise ValueError(_first_bad(bad, tuple(batch)) + " (pass check_finite=False for NaN)")
+            _finite.raise_if_bad(np, bad.reshape(batch))
         stack = np.where(bad[:, None, None], 0, stack)
     x, rank = _methods.run_numpy(method, stack, atol.reshape(-1), rtol.reshape(-1), hermitian)
     if any_bad:
@@ -126,17 +110,9 @@ def _compute_xp(
     """The portable path: any Array API namespace, masks only, no data-dependent shape."""
     device = array_api_compat.device(a)
     a = xp.astype(a, dtype)
-    m, n = a.shape[-2:]
-    finite = xp.isfinite(a)
-    if hermitian:
-        upper = xp.arange(m, device=device)[:, None] < xp.arange(n, device=device)[None, :]
-        finite = finite | upper
-    bad = ~xp.all(finite, axis=(-2, -1))
-    if check_finite and bool(xp.any(bad)):
-        flat = xp.reshape(xp.astype(bad, xp.int8), (-1,))
-        first = np.zeros(math.prod(bad.shape), dtype=bool)
-        first[int(xp.argmax(flat))] = True
-        raise ValueError(_first_bad(first, tuple(bad.shape)) + " (pass check_finite=False)")
+    bad = _finite.bad_members(xp, a, hermitian)
+    if check_finite:
+        _finite.raise_if_bad(xp, bad)
     a = xp.where(bad[..., None, None], xp.zeros_like(a), a)
     real = xp.float32 if dtype in (xp.float32, xp.complex64) else xp.float64
     atol_x = xp.asarray(atol, dtype=real, device=device)

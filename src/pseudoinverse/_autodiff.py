@@ -29,7 +29,7 @@ optional library:
 * :func:`mlx_pinv`: an ``mx.custom_function`` with ``vjp``, ``jvp`` and ``vmap``.
 
 With ``hermitian=True`` the forward pass reads only the lower triangle (and the real
-part of the diagonal). The wrappers receive ``H = hermitian_part(A)`` computed with
+part of the diagonal). The wrappers receive ``H = hermitian_from_lower(A)`` computed with
 differentiable operations of the library, so the gradient with respect to the raw
 ``A`` lies on the lower triangle, exactly where the forward pass reads.
 """
@@ -39,8 +39,6 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from typing import Any
-
-import array_api_compat
 
 Array = Any
 ConjT = Callable[[Array], Array]
@@ -80,27 +78,6 @@ def pinv_vjp(a: Array, x: Array, g: Array, ct: ConjT) -> Array:
     return -ct(k @ x) + xhk - (xhk @ x) @ a + ((gh - a @ k) @ x) @ xh
 
 
-def hermitian_part(xp: Any, a: Array) -> Array:
-    """The Hermitian matrix the forward pass sees (``xp`` an Array API namespace):
-    ``A``'s strict lower triangle, its conjugate transpose above, and the real part of
-    ``A``'s diagonal.
-
-    Masks with ``where`` (never multiplication), so NaN/Inf in the unread upper
-    triangle stays out, and so gradients land on the lower triangle only.
-    """
-    n = a.shape[-1]
-    index = xp.arange(n, device=array_api_compat.device(a))
-    rows, cols = index[:, None], index[None, :]
-    zero = xp.zeros_like(a)
-    strict = xp.where(rows > cols, a, zero)
-    upper = xp.matrix_transpose(strict)
-    diag = xp.where(rows == cols, a, zero)
-    if xp.isdtype(a.dtype, "complex floating"):
-        upper = xp.conj(upper)
-        diag = xp.astype(xp.real(diag), a.dtype)
-    return strict + upper + diag
-
-
 # --------------------------------------------------------------------------- PyTorch
 
 
@@ -108,7 +85,8 @@ def torch_pinv(a: Any, atol: Any, rtol: Any, *, hermitian: bool, method: str) ->
     """``(X, rank)`` by the portable core on torch ops, differentiable in ``a``.
 
     ``a`` is finite-checked already, in its compute dtype, and Hermitian (the output of
-    :func:`hermitian_part`) when ``hermitian``. ``atol``/``rtol`` are NumPy constants.
+    :func:`~pseudoinverse._methods.eigh.hermitian_from_lower`) when ``hermitian``.
+    ``atol``/``rtol`` are NumPy constants.
     """
     return _torch_function().apply(a, atol, rtol, hermitian, method)
 

@@ -17,7 +17,8 @@ import numpy as np
 def compute(a: Any, atol: np.ndarray, rtol: np.ndarray, **options: Any) -> tuple[Any, Any]:
     import dask.array as da
 
-    from ._api import _bad_members_numpy, _compute_numpy, _first_bad
+    from . import _finite
+    from ._api import _compute_numpy
 
     nb = a.ndim - 2
     batch = tuple(a.shape[:nb])
@@ -31,11 +32,10 @@ def compute(a: Any, atol: np.ndarray, rtol: np.ndarray, **options: Any) -> tuple
     def block(blk, idx, at, rt, part):
         m, n = blk.shape[-2:]
         if check:
-            bad = _bad_members_numpy(blk.reshape(-1, m, n).astype(opts["dtype"]), opts["hermitian"])
-            if bad.any():
-                first = np.zeros(math.prod(batch), bool)
-                first[idx.reshape(-1)[np.argmax(bad)]] = True
-                raise ValueError(_first_bad(first, batch) + " (pass check_finite=False)")
+            bad = _finite.bad_members(np, blk.reshape(-1, m, n), opts["hermitian"])
+            if bad.any():  # name the index in the whole array, not in this block
+                first = np.unravel_index(idx.reshape(-1)[np.argmax(bad)], batch)
+                raise ValueError(_finite.message(tuple(int(i) for i in first)))
         return _compute_numpy(blk, at, rt, **opts)[part]
 
     ix = tuple(range(nb))

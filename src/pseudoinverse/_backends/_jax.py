@@ -21,23 +21,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .. import _finite
+
 
 def _traced(a: Any) -> bool:
     return isinstance(a, jax.core.Tracer)
-
-
-def _check_finite(a: Any, hermitian: bool) -> None:
-    """Raise naming the first batch index with NaN/Inf where it is read."""
-    from .._api import _first_bad
-
-    finite = jnp.isfinite(a)
-    if hermitian:  # only the lower triangle is read
-        m, n = a.shape[-2:]
-        finite = finite | jnp.triu(jnp.ones((m, n), dtype=bool), 1)
-    bad = np.asarray(~jnp.all(finite, axis=(-2, -1)))
-    if bad.any():
-        message = _first_bad(bad.reshape(-1), bad.shape)
-        raise ValueError(message + " (pass check_finite=False for NaN)")
 
 
 def compute(
@@ -51,7 +39,7 @@ def compute(
     check_finite: bool,
 ) -> tuple:
     if check_finite and not _traced(a):
-        _check_finite(a, hermitian)
+        _finite.raise_if_bad(jnp, _finite.bad_members(jnp, a, hermitian))
     real = jnp.finfo(dtype).dtype  # float32 for complex64, float64 for complex128
     atol_j = jnp.asarray(atol, dtype=real)
     rtol_j = jnp.asarray(rtol, dtype=real)
@@ -62,7 +50,8 @@ def compute(
 def _compiled(a: Any, atol: Any, rtol: Any, *, dtype: Any, hermitian: bool, method: str) -> tuple:
     """Compiled once per shape and options: eager JAX would dispatch op by op. Inside a
     user's ``jit`` it is inlined; ``grad``/``vmap`` see the ``custom_jvp`` within."""
-    from .._autodiff import hermitian_part, jax_pinv
+    from .._autodiff import jax_pinv
+    from .._methods.eigh import hermitian_from_lower as hermitian_part
 
     a = a.astype(dtype)  # differentiable: float16/bfloat16 gradients come back in theirs
     if hermitian:

@@ -60,7 +60,7 @@ def _ops_stream(stream: Any, dtype: Any) -> Any:
 
 
 def _hermitian_part(a: Any) -> Any:
-    """``_autodiff.hermitian_part`` in MLX operations (MLX is not an Array API library)."""
+    """``_methods.eigh.hermitian_from_lower`` in MLX operations (MLX is not Array API)."""
     n = a.shape[-1]
     index = mx.arange(n)
     rows, cols = index[:, None], index[None, :]

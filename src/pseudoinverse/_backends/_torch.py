@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from .. import _finite
+
 _KEPT = (torch.float32, torch.float64, torch.complex64, torch.complex128)
 
 
@@ -40,20 +42,6 @@ def _numpy_ok(a: torch.Tensor) -> bool:
         and not _transformed(a)
         and torch.autograd.forward_ad.unpack_dual(a).tangent is None
     )
-
-
-def _check_finite(a: torch.Tensor, hermitian: bool) -> None:
-    """Raise naming the first batch index with NaN/Inf where it is read (on device)."""
-    from .._api import _first_bad
-
-    finite = torch.isfinite(a)
-    if hermitian:  # only the lower triangle is read
-        m, n = a.shape[-2:]
-        finite = finite | torch.ones(m, n, dtype=torch.bool, device=a.device).triu(1)
-    bad = ~finite.all(dim=-1).all(dim=-1)
-    if bool(bad.any()):  # one device sync, as any check that raises needs
-        message = _first_bad(bad.cpu().numpy().reshape(-1), tuple(bad.shape))
-        raise ValueError(message + " (pass check_finite=False for NaN)")
 
 
 def compute(
@@ -82,10 +70,11 @@ def compute(
         return torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.asarray(rank))
     import array_api_compat.torch as xp
 
-    from .._autodiff import hermitian_part, torch_pinv
+    from .._autodiff import torch_pinv
+    from .._methods.eigh import hermitian_from_lower as hermitian_part
 
-    if check_finite and not _transformed(a):
-        _check_finite(a, hermitian)
+    if check_finite and not _transformed(a):  # one device sync, as any raising check needs
+        _finite.raise_if_bad(xp, _finite.bad_members(xp, a, hermitian))
     a = a.to(dtype)  # differentiable: float16/bfloat16 gradients flow back in their dtype
     if hermitian:
         a = hermitian_part(xp, a)

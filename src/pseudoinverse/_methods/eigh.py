@@ -58,18 +58,20 @@ def pinv_eigh(
 def hermitian_from_lower(xp: Any, a: Any) -> Any:
     """The Hermitian matrix that ``a``'s lower triangle defines (the upper is never read).
 
-    As in LAPACK's Hermitian routines, the imaginary part of the diagonal is ignored.
+    ``A``'s strict lower triangle, its conjugate transpose above, and the real part of
+    the diagonal (LAPACK's Hermitian routines ignore its imaginary part too). Masks with
+    ``where``, never multiplication: NaN/Inf in the unread upper triangle stays out, and
+    gradients land on the lower triangle only.
     """
-    strict = xp.tril(a, k=-1)
-    diag = xp.linalg.diagonal(a)
+    n = a.shape[-1]
+    index = xp.arange(n, device=None if xp is np else array_api_compat.device(a))
+    rows, cols = index[:, None], index[None, :]
+    zero = xp.zeros_like(a)
+    strict = xp.where(rows > cols, a, zero)
+    diag = xp.where(rows == cols, a, zero)
     if xp.isdtype(a.dtype, "complex floating"):
         diag = xp.astype(xp.real(diag), a.dtype)
-    eye = xp.eye(a.shape[-1], dtype=a.dtype, **_device(xp, a))
-    return strict + _ct(xp, strict) + eye * diag[..., None, :]
-
-
-def _device(xp: Any, a: Any) -> dict[str, Any]:
-    return {} if xp is np else {"device": array_api_compat.device(a)}
+    return strict + _ct(xp, strict) + diag
 
 
 def pinv_eigh_xp(xp: Any, a: Any, atol: Any, rtol: Any, *, hermitian: bool = True) -> tuple:
