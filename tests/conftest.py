@@ -10,8 +10,9 @@ import importlib
 import os
 import secrets
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pytest

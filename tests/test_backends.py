@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from cases import DTYPES, EMPTY_SHAPES, cases, eps, penrose_residuals
+from cases import DTYPES, EMPTY_SHAPES, eps, penrose_residuals
 from test_pinv import CASE_NAMES, _case, close, kappa
 
 import pseudoinverse as pi

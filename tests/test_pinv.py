@@ -213,6 +213,7 @@ def test_return_rank_named_tuple(rng):
     assert isinstance(r, pi.PinvResult) and isinstance(r.rank, int) and r.rank == 3
     x, rank = pi.pinv(rng.standard_normal((2, 5, 4, 3)), return_rank=True)
     assert rank.shape == (2, 5) and np.issubdtype(rank.dtype, np.integer)
+    assert x.shape == (2, 5, 3, 4)
 
 
 def test_check_finite(rng):

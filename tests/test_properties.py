@@ -46,6 +46,7 @@ def test_penrose_conditions(case):
     ambiguous = np.any((s > cut / 10) & (s <= 10 * cut))
     if not ambiguous:
         assert np.all(np.asarray(rank) == (s > cut).sum(-1))
+        assert np.all(np.asarray(rank) == r)  # B @ C^H with random factors has rank r
         kappa = float(np.max(smax / kept.min(-1, keepdims=True))) if s.size else 1.0
         bound = 200 * max(a.shape[-2:]) * eps(a.dtype) * max(kappa, 1.0)
         assert max(penrose_residuals(a, x)) <= bound
