@@ -300,3 +300,31 @@ def test_gesdd_failure_falls_back_to_gesvd(monkeypatch, rng):
     monkeypatch.setattr(svd_module, "_svd_lapack", always_fails)
     with pytest.raises(np.linalg.LinAlgError, match="batch member 0 did not converge"):
         pi.pinv(a, method="svd")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(
+    "shape", [(200, 3, 3), (100, 6, 7), (100, 7, 6), (60, 16, 16), (30, 40, 24), (12, 64, 64)]
+)
+def test_auto_on_stacks_matches_numpy(shape, dtype, rng):
+    """ "auto" on stacks (the compiled and certified paths): NumPy's result and rank."""
+    from pseudoinverse._methods import choose
+
+    b, m, n = shape
+
+    def g(*sh):
+        z = rng.standard_normal(sh)
+        return z + 1j * rng.standard_normal(sh) if np.dtype(dtype).kind == "c" else z
+
+    rank_one = np.stack([np.outer(g(m), g(n)) for _ in range(2)])
+    a = np.concatenate([g(b - 4, m, n), rank_one, np.zeros((2, m, n))]).astype(dtype)
+    assert choose("auto", False, a.shape, a.dtype) in ("jacobi", "batched")
+    x, rank = pi.pinv(a, return_rank=True)
+    ref = np.linalg.pinv(a, rtol=None)
+    for i in range(b):
+        close(x[i], ref[i], a[i], factor=100)
+    assert np.all(rank[-4:-2] == 1) and np.all(rank[-2:] == 0)
+    assert np.all(rank[:-4] == min(m, n)) or dtype in (np.float32, np.complex64)
+    h = a[..., :m, :m] if m <= n else a[..., :n, :n]
+    h = (h + np.swapaxes(h, -1, -2).conj()) / 2
+    close(pi.pinv(h, hermitian=True), np.linalg.pinv(h, hermitian=True, rtol=None), h, factor=100)

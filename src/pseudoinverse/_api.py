@@ -153,10 +153,19 @@ def pinv(
         Assume ``A`` Hermitian; only its lower triangle is read (and checked).
     out : array, optional
         Where to write the result (same library, shape ``(..., n, m)``, result dtype).
-    method : {"auto", "svd", "eigh"}
-        ``"svd"``: LAPACK SVD, error about ``max(m, n) * eps * kappa`` (that of
-        ``numpy.linalg.pinv``). ``"eigh"`` (needs ``hermitian=True``): LAPACK Hermitian
-        eigensolver, the same promise. ``"auto"``: eigh if hermitian, else svd.
+    method : {"auto", "svd", "eigh", "jacobi", "batched", "qr", "randomized"}
+        ``"svd"``: LAPACK SVD (``gesdd``, else ``gesvd``), error about
+        ``max(m, n) * eps * kappa`` (that of ``numpy.linalg.pinv``). ``"eigh"`` (needs
+        ``hermitian=True``): LAPACK Hermitian eigensolver, the same promise.
+        ``"jacobi"``: compiled batched Jacobi SVD for stacks of small matrices, error
+        within 2x of ``numpy.linalg.pinv``'s. ``"batched"``: stacked LU/QR inverses for
+        medium matrices, each taken only where an a-posteriori certificate proves
+        every singular value is kept, else the SVD. ``"qr"``: certified LU/QR for one
+        full-rank matrix, ``ValueError`` if it cannot be certified. ``"randomized"``:
+        certified randomized range finder for low-rank matrices, else the SVD.
+        ``"auto"`` picks by size and dtype (the rule in ``_methods/__init__.py``);
+        whatever it picks, the rank is the SVD rule's. On the portable path (GPU
+        tensors, JAX, Array API libraries) every general method is the SVD.
     return_rank : bool
         Also return the number of kept singular values (a :class:`PinvResult`).
     check_finite : bool

@@ -7,10 +7,34 @@ complex64 or complex128) with float64 tolerances of shape ``(B,)``, must not mod
 int64 of shape ``(B,)``. Portable (Array API) implementations take ``xp`` first and any
 batch shape.
 
-The ``"auto"`` rule (for NumPy-backed input):
+Methods a user can name (``METHODS``): ``"svd"``, ``"eigh"`` (``hermitian=True``),
+``"qr"`` (certified full rank, else ``ValueError``; ``qr.py``), ``"randomized"``
+(low rank, certified, else the SVD; ``randomized.py``), ``"jacobi"`` (compiled batched
+Jacobi SVD for small matrices; ``jacobi.py``) and ``"batched"`` (certified stacked
+inverses for medium matrices, else the SVD; ``batched.py``). Methods other than ``"svd"`` and
+``"eigh"`` exist for NumPy-backed data (NumPy, CPU torch tensors, MLX); the portable path
+computes them with the SVD.
 
-1. ``hermitian=True``: ``"eigh"``.
-2. otherwise ``"svd"``.
+The ``"auto"`` rule (for NumPy-backed input), by size (``LARGE = svd.LARGE`` on
+``min(m, n)``):
+
+1. ``hermitian=True``: large matrices try Cholesky, taken only when it succeeds and
+   ``qr.certified`` proves every eigenvalue is kept (``cholesky.py``), else the lean
+   eigh path (``cholesky.pinv_eigh_one``: same eigenvalues and rank as ``"eigh"``,
+   ``X`` by two ``syrk``); small ones ``"eigh"``.
+2. otherwise, large matrices try LU (square) or QR (tall; wide through ``A^H``), taken
+   only when ``qr.certified`` proves every singular value is kept, else ``"svd"``
+   (the certificate needs the factorisation, so the choice happens per matrix inside
+   ``pinv_direct_or_svd``); small ones ``"svd"``.
+3. before both: stacks of medium matrices (``batched.supports``: at least 2 matrices,
+   ``min(m, n)`` from 8-16 by dtype, ``max(m, n) <= 96``) take ``"batched"`` (a
+   certified stacked inverse per matrix, else the SVD/eigh for that matrix); stacks of
+   at least ``JACOBI_MIN_BATCH`` small matrices (``jacobi.supports``: up to 16-32 by
+   dtype) take ``"jacobi"``, the compiled kernel. A single small matrix, or a short
+   stack, stays on LAPACK: the kernel's first call compiles it (seconds, once per
+   machine thanks to numba's cache), which only a real batch repays.
+
+Whichever path runs, the rank is the SVD's (the certificate's proof is in ``qr.py``).
 """
 
 from __future__ import annotations
@@ -20,15 +44,70 @@ from typing import Any
 
 import numpy as np
 
+from . import batched, jacobi
+from .cholesky import cholesky_inverse, pinv_eigh_one
 from .eigh import hermitian_from_lower, pinv_eigh, pinv_eigh_xp
-from .svd import pinv_svd, pinv_svd_xp
+from .qr import full_rank_inverse, pinv_qr
+from .randomized import pinv_randomized
+from .svd import LARGE, pinv_svd, pinv_svd_one, pinv_svd_xp
 
 NumpyMethod = Callable[..., tuple[np.ndarray, np.ndarray]]
+
+
+def pinv_direct_or_svd(
+    a: np.ndarray, atol: np.ndarray, rtol: np.ndarray, *, hermitian: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """``"auto"`` for large general matrices: certified LU/QR per matrix, else the SVD."""
+    b, m, n = a.shape
+    xs, rank = [], np.empty(b, dtype=np.int64)
+    for i in range(b):
+        xi = full_rank_inverse(a[i], float(atol[i]), float(rtol[i]))
+        if xi is None:
+            xi, rank[i] = pinv_svd_one(a[i], float(atol[i]), float(rtol[i]), i)
+        else:
+            rank[i] = min(m, n)
+        xs.append(xi)
+    return _stack(xs), rank
+
+
+def _stack(xs: list[np.ndarray]) -> np.ndarray:
+    """``(B, n, m)`` from per-matrix results; one matrix is a view, not a copy (memory)."""
+    return np.ascontiguousarray(xs[0])[None] if len(xs) == 1 else np.stack(xs)
+
+
+def pinv_cholesky_or_eigh(
+    a: np.ndarray, atol: np.ndarray, rtol: np.ndarray, *, hermitian: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """``"auto"`` for large Hermitian matrices: certified Cholesky per matrix, else eigh."""
+    b, n, _ = a.shape
+    xs, rank = [], np.empty(b, dtype=np.int64)
+    for i in range(b):
+        xi = cholesky_inverse(a[i], float(atol[i]), float(rtol[i]))
+        if xi is None:
+            xi, rank[i] = pinv_eigh_one(a[i], float(atol[i]), float(rtol[i]), i)
+        else:
+            rank[i] = n
+        xs.append(xi)
+    return _stack(xs), rank
+
 
 # name -> (NumPy implementation, portable implementation, requires hermitian=True)
 _REGISTRY: dict[str, tuple[NumpyMethod, Callable[..., tuple], bool]] = {
     "svd": (pinv_svd, pinv_svd_xp, False),
     "eigh": (pinv_eigh, pinv_eigh_xp, True),
+    "qr": (pinv_qr, pinv_svd_xp, False),
+    "randomized": (pinv_randomized, pinv_svd_xp, False),
+    "jacobi": (jacobi.pinv_jacobi, pinv_svd_xp, False),
+    "batched": (batched.pinv_batched, pinv_svd_xp, False),
+}
+
+# Below this many matrices, "auto" keeps small matrices on LAPACK (see rule 3).
+JACOBI_MIN_BATCH = 32
+
+# What "auto" may resolve to besides the registry; not names a user can pass.
+_AUTO: dict[str, tuple[NumpyMethod, Callable[..., tuple], bool]] = {
+    "direct_or_svd": (pinv_direct_or_svd, pinv_svd_xp, False),
+    "cholesky_or_eigh": (pinv_cholesky_or_eigh, pinv_eigh_xp, True),
 }
 
 METHODS: tuple[str, ...] = ("auto", *_REGISTRY)
@@ -47,7 +126,17 @@ def choose(method: str, hermitian: bool, shape: tuple[int, ...], dtype: np.dtype
     """The concrete method for ``method`` (``"auto"`` resolved by the rule above)."""
     if method != "auto":
         return method
-    return "eigh" if hermitian else "svd"
+    batch, (m, n) = shape[0] if len(shape) > 2 else 1, shape[-2:]
+    if batched.supports(m, n, dtype, batch):
+        return "batched"
+    if batch >= JACOBI_MIN_BATCH and jacobi.supports(m, n, dtype, batch):
+        return "jacobi"
+    large = min(shape[-2:]) >= LARGE
+    if hermitian:
+        return "cholesky_or_eigh" if large else "eigh"
+    if large:
+        return "direct_or_svd"
+    return "svd"
 
 
 def run_numpy(
@@ -55,7 +144,7 @@ def run_numpy(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Run a NumPy implementation on a stack ``(B, m, n)``."""
     name = choose(method, hermitian, a.shape, a.dtype)
-    fn, _, reads_lower = _REGISTRY[name]
+    fn, _, reads_lower = _REGISTRY[name] if name in _REGISTRY else _AUTO[name]
     if hermitian and not reads_lower:  # a general method sees the matrix the lower triangle defines
         a = hermitian_from_lower(np, a)
     return fn(a, atol, rtol, hermitian=hermitian)

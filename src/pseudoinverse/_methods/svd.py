@@ -15,10 +15,13 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import scipy.linalg
+import scipy.linalg  # noqa: F401  (kept: tests may patch scipy.linalg.svd)
+from scipy.linalg import lapack
 
 from .._backends import count
 from .._tolerance import threshold
+
+LARGE = 64  # min(m, n) from which a stack is done matrix by matrix (lean path)
 
 
 def _svd_stacked(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -27,22 +30,44 @@ def _svd_stacked(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _svd_lapack(a: np.ndarray, driver: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One matrix through SciPy's LAPACK wrapper; raises ``LinAlgError`` on no convergence."""
-    return scipy.linalg.svd(a, full_matrices=False, lapack_driver=driver, check_finite=False)
+    """Thin SVD of one matrix by LAPACK ``driver``; raises ``LinAlgError`` on no convergence.
+
+    ``a`` is a work copy owned by the caller: when it is Fortran-ordered (as ``_svd_one``
+    makes it) LAPACK overwrites it instead of copying; any other layout is copied first.
+    The workspace size is LAPACK's optimal one (``gesdd``'s default is larger).
+    """
+    fn, fn_lwork = lapack.get_lapack_funcs((driver, driver + "_lwork"), (a,))
+    lwork, info = fn_lwork(a.shape[0], a.shape[1], compute_uv=1, full_matrices=0)
+    u, s, vh, info = fn(
+        a, compute_uv=1, full_matrices=0, lwork=max(int(np.real(lwork)), 1), overwrite_a=1
+    )
+    if info > 0:
+        raise np.linalg.LinAlgError(f"SVD did not converge ({driver}, info={info})")
+    if info < 0:  # pragma: no cover - a wrapper bug, not a property of the data
+        raise ValueError(f"illegal value in argument {-info} of {driver}")
+    return u, s, vh
 
 
-def _svd_one(a: np.ndarray, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``gesdd``, then ``gesvd`` (slower, but converges where ``gesdd`` does not)."""
-    try:
-        return _svd_lapack(a, "gesdd")
-    except np.linalg.LinAlgError:
-        pass
-    try:
-        return _svd_lapack(a, "gesvd")
-    except np.linalg.LinAlgError as err:
-        raise np.linalg.LinAlgError(
-            f"pinv: the SVD of batch member {index} did not converge with gesdd nor gesvd"
-        ) from err
+def _svd_one(
+    a: np.ndarray, index: int, *, conj: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``gesdd``, then ``gesvd`` (slower, but converges where ``gesdd`` does not).
+
+    Each attempt runs on a fresh Fortran-ordered copy of ``a`` (conjugated if ``conj``),
+    which LAPACK then overwrites: ``a`` itself is never modified.
+    """
+    for driver in ("gesdd", "gesvd"):
+        work = np.array(a, order="F")
+        if conj:
+            np.conjugate(work, out=work)
+        try:
+            return _svd_lapack(work, driver)
+        except np.linalg.LinAlgError as err:
+            last = err
+        del work
+    raise np.linalg.LinAlgError(
+        f"pinv: the SVD of batch member {index} did not converge with gesdd nor gesvd"
+    ) from last
 
 
 def svd_batch(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -56,11 +81,52 @@ def svd_batch(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return tuple(np.stack(p) for p in zip(*parts, strict=True))  # type: ignore[return-value]
 
 
+def pinv_svd_one(a: np.ndarray, atol: float, rtol: float, index: int = 0) -> tuple[np.ndarray, int]:
+    """Lean pseudo-inverse of one C-ordered matrix: ``(X, rank)``, ``X`` C-ordered.
+
+    Memory: one work copy (overwritten by LAPACK), ``U`` and ``V^H`` and ``gesdd``'s
+    workspace (``3 k^2``) during the SVD, then ``X`` written by one ``gemm`` into a
+    preallocated array from the kept columns of ``U`` (scaled in place) and rows of
+    ``V^H``. Wide input is decomposed as ``A^H``.
+    """
+    m, n = a.shape
+    wide = m < n
+    u, s, vh = _svd_one(a.T if wide else a, index, conj=wide and np.iscomplexobj(a))
+    tol = threshold(s[:1], np.asarray([atol]), np.asarray([rtol]))[0]
+    rank = int(np.count_nonzero(s > tol))
+    x = np.empty((n, m), dtype=a.dtype)
+    if rank == 0:
+        x.fill(0)
+        return x, 0
+    uk, vk = u[:, :rank], vh[:rank]  # slices to the rank: NumPy data are concrete
+    uk *= (1 / s[:rank]).astype(uk.dtype)  # columns of U scaled in place
+    if wide:  # A = (U S V^H)^H: A^+ = U S^-1 V^H
+        np.matmul(uk, vk, out=x)
+    else:  # A^+ = V S^-1 U^H = conj(V^H^T (U S^-1)^T)
+        np.matmul(vk.T, uk.T, out=x)
+        if np.iscomplexobj(x):
+            np.conjugate(x, out=x)
+    return x, rank
+
+
 def pinv_svd(
     a: np.ndarray, atol: np.ndarray, rtol: np.ndarray, *, hermitian: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Pseudo-inverse of a finite stack ``(B, m, n)`` by the SVD; returns ``(X, rank)``."""
-    m, n = a.shape[-2:]
+    """Pseudo-inverse of a finite stack ``(B, m, n)`` by the SVD; returns ``(X, rank)``.
+
+    A single matrix, or large ones (``min(m, n) >= LARGE``), go one by one through the
+    lean path (``pinv_svd_one``); stacks of small matrices through NumPy's batched SVD.
+    """
+    b, m, n = a.shape
+    if b == 1:  # no copy of the result: it is ours already
+        x1, r1 = pinv_svd_one(a[0], float(atol[0]), float(rtol[0]))
+        return x1[None], np.array([r1], dtype=np.int64)
+    if min(m, n) >= LARGE:
+        x = np.empty((b, n, m), dtype=a.dtype)
+        rank = np.empty(b, dtype=np.int64)
+        for i in range(b):
+            x[i], rank[i] = pinv_svd_one(a[i], float(atol[i]), float(rtol[i]), i)
+        return x, rank
     if m < n:
         xh, rank = pinv_svd(a.conj().transpose(0, 2, 1), atol, rtol)
         return np.ascontiguousarray(xh.conj().transpose(0, 2, 1)), rank

@@ -1,0 +1,95 @@
+"""Hermitian positive definite fast path: ``A^+ = A^{-1}`` by Cholesky (about ``n^3``).
+
+Only the lower triangle of ``A`` is read: the C-ordered ``a`` seen as a Fortran array is
+``A^T = conj(A)``, whose *upper* triangle is ``A``'s lower one, so ``potrf``/``pocon``/
+``potri`` run with ``uplo="U"`` on it, and the inverse of ``conj(A)`` read back in C
+order is ``conj(A^{-1})^T = A^{-1}``. ``potrf`` succeeding proves positive definiteness
+(in floating point); then ``|eigenvalues| = singular values`` and the certificate of
+``qr.py`` (``certified``, growth factor 1: Cholesky needs no pivoting, Higham ch. 10
+and 14) proves that the eigh path would keep every eigenvalue, so the rank is ``n``.
+``sigma_max <= ||A||_F``, computed from the lower triangle with ``lantr``. Anything
+else (not PD, or not certified) returns ``None`` and the caller takes ``eigh``.
+
+Accuracy promise: relative error about ``n * eps * kappa``, that of ``eigh``.
+
+``pinv_eigh_one`` is the lean eigh path for one large matrix: with ``Y = V
+diag(|w|^-1/2)`` on the kept eigenvalues, ``A^+ = Y_+ Y_+^H - Y_- Y_-^H`` (the columns of
+positive and negative eigenvalues), two ``syrk``/``herk`` updates of one triangle: half
+the flops of the ``gemm`` that ``numpy.linalg.pinv(hermitian=True)`` spends, no
+temporary beyond ``V`` and ``X``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.linalg import blas, lapack
+
+from .._tolerance import threshold
+from .eigh import _eigh_one
+from .qr import _eps, _norms, certified, hopeless
+
+_BLOCK = 256  # rows per block when mirroring the triangle (bounded temporaries)
+
+
+def mirror_lower(z: np.ndarray) -> None:
+    """Fill the strict upper triangle of C-ordered ``z`` with the conjugate of its lower."""
+    n = z.shape[0]
+    for r0 in range(0, n, _BLOCK):
+        r1 = min(r0 + _BLOCK, n)
+        d = z[r0:r1, r0:r1]
+        d[...] = np.tril(d) + np.tril(d, -1).conj().T
+        if r1 < n:
+            z[r0:r1, r1:] = z[r1:, r0:r1].conj().T
+
+
+def cholesky_inverse(a: np.ndarray, atol: float, rtol: float) -> np.ndarray | None:
+    """Certified ``A^{-1}`` of a Hermitian PD ``a`` (lower triangle), or ``None``."""
+    n = a.shape[0]
+    at = a.T  # Fortran view; its upper triangle is a's lower triangle
+    potrf, pocon, potri, lantr = lapack.get_lapack_funcs(
+        ("potrf", "pocon", "potri", "lantr"), (at,)
+    )
+    tri = float(lantr("F", at, uplo="U", diag="N"))
+    diag = float(np.linalg.norm(np.diagonal(a)))
+    fro = math.sqrt(max(2 * tri * tri - diag * diag, 0.0))  # ||A||_F from one triangle
+    c, info = potrf(at, lower=0, clean=0)  # copies: `a` is never modified
+    if info != 0:
+        return None  # not positive definite
+    rcond, info = pocon(c, 1.0, uplo="U")  # anorm = 1: rcond = 1 / est(||A^{-1}||_1)
+    if info != 0 or rcond <= 0 or hopeless(1 / rcond, n, fro / math.sqrt(n), atol, rtol):
+        return None
+    inv, info = potri(c, lower=0, overwrite_c=1)
+    if info != 0:
+        return None
+    z = inv.T  # C order: its lower triangle is that of A^{-1}
+    mirror_lower(z)
+    _, nu = _norms(inv)
+    if not certified(fro, nu, 1.0, atol, rtol, n, _eps(a.dtype)):
+        return None
+    return z
+
+
+def pinv_eigh_one(a: np.ndarray, atol: float, rtol: float, index: int = 0) -> tuple:
+    """``(A^+, rank)`` of one Hermitian matrix (lower triangle) by ``eigh`` and ``herk``."""
+    n = a.shape[0]
+    w, v = _eigh_one(a, index)  # ascending eigenvalues; v is ours (Fortran order)
+    absw = np.abs(w)
+    tol = threshold(absw.max(initial=0.0), np.float64(atol), np.float64(rtol))
+    keep = absw > tol
+    v = np.asfortranarray(v)
+    v *= np.where(keep, 1 / np.sqrt(np.where(keep, absw, 1)), 0).astype(v.real.dtype)
+    neg = int(np.count_nonzero(w < 0))
+    name = "herk" if np.iscomplexobj(v) else "syrk"
+    (rk,) = blas.get_blas_funcs((name,), (v,))
+    c = np.zeros((n, n), dtype=a.dtype, order="F")
+    if neg < n:
+        c = rk(1.0, v[:, neg:], beta=0.0, c=c, lower=0, overwrite_c=1)
+    if neg > 0:
+        c = rk(-1.0, v[:, :neg], beta=1.0, c=c, lower=0, overwrite_c=1)
+    x = c.T  # C order; its lower triangle is the conjugate of X's (Fortran upper)
+    mirror_lower(x)
+    if np.iscomplexobj(x):
+        np.conjugate(x, out=x)
+    return x, int(np.count_nonzero(keep))
