@@ -76,11 +76,6 @@ def svd_rank(a, atol, rtol) -> np.ndarray:
     return np.count_nonzero(s > np.maximum(atol, rtol * s[:, 0])[:, None], axis=1)
 
 
-# scipy's OpenBLAS cgesdd takes ~0.35 s per complex64 64 x 64 matrix on the CI machines
-# (zgesdd: 2 ms); tests that run the SVD method there would take minutes.
-SLOW_CGESDD = pytest.mark.skip(reason="svd.py's complex64 64x64 path (scipy cgesdd) is ~0.35 s")
-
-
 def assert_penrose(a, x, factor=1000.0):
     """Penrose residuals within ``factor p eps kappa`` (XAX - X and the symmetry
     conditions grow with the condition number, for the SVD as for any method)."""
@@ -128,9 +123,7 @@ def assert_only_near_threshold(spy, atol, rtol) -> None:
     if not spy:
         return
     b = np.concatenate(spy)
-    p = max(b.shape[1:])
     s = np.linalg.svd(b.astype(wide_dtype(b.dtype)), compute_uv=False)
-    big = np.linalg.norm(b.astype(wide_dtype(b.dtype)), axis=(1, 2))
     near = rejection_band(b, atol, rtol)
     assert np.all(s[:, -1] <= near), (s[:, -1], near)
 
@@ -193,17 +186,13 @@ def test_ill_conditioned_tall(dtype, rng, spy):
     assert ours.max() <= m * eps(dtype) * 1e10  # the promise: p eps kappa
 
 
-def not_cgesdd_64(cases):
-    """``DTYPES`` x ``cases`` without complex64 at 64 x 64 (``SLOW_CGESDD``)."""
-    return [
-        pytest.param(d, *c, marks=[SLOW_CGESDD] if d == np.complex64 and c[0] == 64 else [])
-        for d in DTYPES
-        for c in cases
-    ]
+def all_dtypes(cases):
+    """``DTYPES`` x ``cases``."""
+    return [(d, *c) for d in DTYPES for c in cases]
 
 
 @pytest.mark.parametrize(
-    ("dtype", "m", "n", "r"), not_cgesdd_64([(16, 16, 8), (64, 64, 40), (20, 12, 5), (12, 20, 11)])
+    ("dtype", "m", "n", "r"), all_dtypes([(16, 16, 8), (64, 64, 40), (20, 12, 5), (12, 20, 11)])
 )
 def test_rank_deficient_goes_to_svd(m, n, r, dtype, rng, spy):
     """``B @ C^H``: every member is rejected and gets the SVD's rank and result."""
@@ -254,9 +243,7 @@ def test_mixed_batch(dtype, rng, spy):
     assert_penrose(a, x)
 
 
-@pytest.mark.parametrize(
-    ("dtype", "m", "n"), not_cgesdd_64([(16, 16), (64, 64), (20, 12), (12, 20)])
-)
+@pytest.mark.parametrize(("dtype", "m", "n"), all_dtypes([(16, 16), (64, 64), (20, 12), (12, 20)]))
 @pytest.mark.parametrize("via", ["atol", "rtol"])
 def test_threshold_edges_go_to_svd(m, n, via, dtype, rng, spy):
     """Smallest singular value 2x above / 2x below ``tol``: not certifiable (margin 4),
