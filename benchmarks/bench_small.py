@@ -11,10 +11,9 @@ Times are medians of repeats (first call, compile included, excluded). ``ratio``
 the time of the faster of numpy.linalg.pinv and torch.linalg.pinv over ours; ``floor``
 is the memory-bandwidth bound, bytes in + out over the measured memcpy bandwidth.
 
-``ours`` is the path ``"auto"`` should take: the certified direct method of
-``pseudoinverse._methods.batched`` where its ``supports`` says so (16x16, 64x64), else
-the Jacobi kernel where ``pseudoinverse._methods.jacobi.supports`` says so, else the
-LAPACK SVD method.
+``ours`` is the public ``pseudoinverse.pinv(a)`` (``method="auto"``, validation and
+finite check included); ``path`` names what "auto" chose: ``jacobi`` (the compiled
+kernel), ``batched`` (certified stacked inverses, else the SVD per matrix) or ``svd``.
 
 Some machines set ``OPENBLAS_CORETYPE``/``OPENBLAS_L2_SIZE``, which slow NumPy's OpenBLAS;
 for a fair comparison run ``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python ...``.
@@ -145,14 +144,9 @@ def main() -> None:
 
 def time_case(np, libs: dict, a, repeats: int) -> tuple[dict, str]:
     """Median seconds per library for one stack ``a``, and the path ours took."""
-    from pseudoinverse._methods.batched import pinv_batched
-    from pseudoinverse._methods.batched import supports as batched_supports
-    from pseudoinverse._methods.jacobi import pinv_jacobi, supports
-    from pseudoinverse._methods.svd import pinv_svd
+    import pseudoinverse as pi
+    from pseudoinverse._methods import choose
 
-    batch, m, n = a.shape
-    atol = np.zeros(batch)
-    rtol = np.full(batch, max(m, n) * np.finfo(a.dtype).eps)
     t = {"numpy": median_time(lambda: np.linalg.pinv(a), repeats)}
     if "torch" in libs:
         torch = libs["torch"]
@@ -167,13 +161,8 @@ def time_case(np, libs: dict, a, repeats: int) -> tuple[dict, str]:
         mx = libs["mlx"]
         ma = mx.array(a)
         t["mlx"] = median_time(lambda: mx.eval(mx.linalg.pinv(ma, stream=mx.cpu)), repeats)
-    if batched_supports(m, n, a.dtype, batch):
-        path, fn = "batched", pinv_batched
-    elif supports(m, n, a.dtype, batch):
-        path, fn = "jacobi", pinv_jacobi
-    else:
-        path, fn = "svd", pinv_svd
-    t["ours"] = median_time(lambda: fn(a, atol, rtol), repeats)
+    path = choose("auto", False, a.shape, a.dtype)  # what the public pinv runs
+    t["ours"] = median_time(lambda: pi.pinv(a), repeats)
     return t, path
 
 
