@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import pseudoinverse as pi
-from pseudoinverse._methods import cholesky, choose, qr, randomized, svd
+from pseudoinverse._methods import certificate, cholesky, choose, qr, randomized, svd
 
 
 def _eps(dtype) -> float:
@@ -132,6 +132,117 @@ def test_direct_inverse_against_mpmath(shape, dtype, cond):
     if shape[0] != shape[1]:
         xq = qr.pinv_qr(a[None], np.zeros(1), np.array([default_rtol(a)]))[0][0]
         assert rel_err(xq, ref) <= max(shape) * _eps(dtype) * cond
+
+
+def _certify(x, a, atol=0.0, rtol=0.0):
+    """The residual certificate of a candidate ``X`` for ``A``: ``X A`` or, wide, ``A X``."""
+    wide = a.shape[0] < a.shape[1]
+    prod = (lambda x, w, rows: w[rows] @ x) if wide else (lambda x, w, rows: x[rows] @ w)
+    return certificate.certify(x, a, atol, rtol, _eps(a.dtype), product=prod)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize(  # float32: certifiable only while p eps32 kappa_F <= 1/2
+    ("dtype", "cond"),
+    [(np.float64, 1e2), (np.float64, 1e6), (np.complex128, 1e6), (np.float32, 1e2)],
+)
+def test_certificate_lower_bound_is_rigorous(shape, dtype, cond):
+    """Whatever produced ``X`` (here NumPy's SVD), ``smin <= sigma_min(A)``, informatively."""
+    a = make(*shape, cond, dtype=dtype, seed=15)
+    x = np.linalg.pinv(a)
+    v = _certify(x, a)
+    assert v.accepted
+    sv = np.linalg.svd(a.astype(np.complex128), compute_uv=False)  # exact data, float64
+    assert sv[-1] / (2 * np.sqrt(min(shape))) <= v.smin <= sv[-1] * (1 + 1e-12)
+    assert v.r <= 2 * max(shape) * _eps(dtype) * np.linalg.norm(a) * np.linalg.norm(x)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_certificate_threshold_is_sharp(shape):
+    """Accepted iff the lower bound ``smin`` exceeds ``MARGIN * atol``, on either side."""
+    a = make(*shape, 1e3, seed=16)
+    x = qr.full_rank_inverse(a, 0.0, 0.0)
+    s = _certify(x, a).smin
+    assert s > 0
+    assert _certify(x, a, atol=s / certificate.MARGIN * (1 - 1e-9)).accepted
+    assert not _certify(x, a, atol=s / certificate.MARGIN * (1 + 1e-9)).accepted
+
+
+@pytest.mark.parametrize("factor", [0.5, 1.0, 3.9, 1e3])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_certificate_near_threshold(factor, shape):
+    """``sigma_min = factor * tol``: below ``MARGIN`` never accepted (``smin <= sigma_min``),
+    far above accepted; the candidate is NumPy's float64 SVD pseudo-inverse."""
+    rtol = 1e-8
+    a = make(*shape, 1e4, smin=factor * rtol, seed=3)
+    v = _certify(np.linalg.pinv(a, rtol=0.1 * rtol), a, rtol=rtol)
+    assert bool(v.accepted) == (factor > certificate.MARGIN)
+
+
+def test_certificate_rejects_what_the_a_priori_rule_accepted():
+    """The former a-priori rule saw only the norms of ``X``: the inverse with its rows
+    reversed has the same ones and passed it; its residual ``X A - I = P - I`` does not.
+    A float32 inverse passes the rank test (``r < 1/2``) but not the accuracy gate."""
+    n = 300
+    a = make(n, n, 1e2, seed=17)
+    x = np.linalg.inv(a)
+    eps, rtol = _eps(a.dtype), n * _eps(a.dtype)
+
+    def norms(z):  # min(||z||_F, sqrt(||z||_1 ||z||_inf)), the former S and nu
+        one, inf = np.abs(z).sum(0).max(), np.abs(z).sum(1).max()
+        return min(np.linalg.norm(z), np.sqrt(one * inf))
+
+    def a_priori(z):  # the former `qr.certified` with growth factor 1
+        s_up, nu = norms(a), norms(z)
+        return n * eps * s_up * nu <= 0.125 and 0.85 / nu > 4 * rtol * s_up
+
+    assert _certify(x, a, rtol=rtol).accepted
+    bad = x[::-1]
+    assert a_priori(x) and a_priori(bad)
+    v = _certify(bad, a, rtol=rtol)
+    assert not v.accepted and v.r > 0.5
+    x32 = np.linalg.inv(a.astype(np.float32)).astype(np.float64)
+    assert a_priori(x32)
+    v = _certify(x32, a, rtol=rtol)
+    assert not v.accepted and v.r < 0.5
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_certificate_by_blocks_of_rows(shape, monkeypatch):
+    """One large matrix forms ``D`` by blocks of rows (here 64): the same ``r`` as whole,
+    and the same decisions and results on the LU/QR and Cholesky (``hemm``) paths."""
+    a = make(*shape, 1e4, dtype=np.complex128, seed=20)
+    x = np.linalg.pinv(a)
+    pd = a @ a.conj().T if shape[0] <= shape[1] else a.conj().T @ a
+    whole = _certify(x, a)
+    direct = qr.full_rank_inverse(a, 0.0, 1e-12)
+    chol = cholesky.cholesky_inverse(pd, 0.0, 1e-12)
+    assert whole.accepted and direct is not None and chol is not None
+    monkeypatch.setattr(certificate, "_BLOCK_BYTES", 1)
+    blocks = _certify(x, a)
+    assert blocks.accepted
+    np.testing.assert_allclose([blocks.r, blocks.smin], [whole.r, whole.smin], rtol=1e-10)
+    np.testing.assert_array_equal(qr.full_rank_inverse(a, 0.0, 1e-12), direct)
+    np.testing.assert_array_equal(cholesky.cholesky_inverse(pd, 0.0, 1e-12), chol)
+
+
+def test_certificate_stack_matches_single():
+    """The vectorised stack verdicts equal the one-matrix ones. Rank 30 of 40: ``X`` by the
+    SVD is a good pseudo-inverse but ``X A - I`` has norm 1 (rejected after the product);
+    ``X`` with every value inverted is huge (screened out by norms: ``r = inf``)."""
+    low = make(40, 40, rank=30, seed=19)
+    a = np.stack([make(40, 40, 1e2, seed=18), make(40, 40, 1e6, seed=18), low, low])
+    x = np.linalg.pinv(a)
+    x[3] = np.linalg.pinv(low, rtol=0.0)
+    eps = _eps(a.dtype)
+    atol, rtol = np.zeros(4), np.full(4, 40 * eps)
+    v = certificate.certify(x, a, atol, rtol, eps)
+    np.testing.assert_array_equal(v.accepted, [True, True, False, False])
+    assert np.isfinite(v.r[2]) and v.r[2] > 0.5 and v.r[3] == np.inf
+    for i in range(4):
+        vi = certificate.certify(x[i], a[i], 0.0, rtol[i], eps)
+        assert vi.accepted == v.accepted[i]
+        np.testing.assert_allclose([vi.r, vi.smin], [v.r[i], v.smin[i]], rtol=1e-10)
 
 
 @pytest.mark.parametrize("shape", SHAPES)

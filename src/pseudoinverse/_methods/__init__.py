@@ -19,11 +19,13 @@ The ``"auto"`` rule (for NumPy-backed input), by size (``LARGE = svd.LARGE`` on
 ``min(m, n)``):
 
 1. ``hermitian=True``: large matrices try Cholesky, taken only when it succeeds and
-   ``qr.certified`` proves every eigenvalue is kept (``cholesky.py``), else the lean
+   the residual certificate (``certificate.py``) proves
+   every eigenvalue is kept (``cholesky.py``), else the lean
    eigh path (``cholesky.pinv_eigh_one``: same eigenvalues and rank as ``"eigh"``,
    ``X`` by two ``syrk``); small ones ``"eigh"``.
 2. otherwise, large matrices try LU (square) or QR (tall; wide through ``A^H``), taken
-   only when ``qr.certified`` proves every singular value is kept, else ``"svd"``
+   only when the residual certificate (``certificate.py``) proves every singular
+   value is kept, else ``"svd"``
    (the certificate needs the factorisation, so the choice happens per matrix inside
    ``pinv_direct_or_svd``); small ones ``"svd"``.
 3. before both: stacks of medium matrices (``batched.supports``: at least 2 matrices,
@@ -34,7 +36,7 @@ The ``"auto"`` rule (for NumPy-backed input), by size (``LARGE = svd.LARGE`` on
    stack, stays on LAPACK: the kernel's first call compiles it (seconds, once per
    machine thanks to numba's cache), which only a real batch repays.
 
-Whichever path runs, the rank is the SVD's (the certificate's proof is in ``qr.py``).
+Whichever path runs, the rank is the SVD's (the proof is in ``certificate.py``).
 """
 
 from __future__ import annotations

@@ -16,39 +16,22 @@ cast exactly, as ``numpy.linalg.pinv`` does, and the result is rounded back.
 
 The certificate (a posteriori, per matrix)
 ------------------------------------------
-Notation: ``k = min(m, n)``, ``p = max(m, n)``, ``u = eps64 / 2``; ``W = A`` (``A^H`` if
-wide, same singular values), ``X`` the computed candidate (``k x p``), ``F = ||.||_F``.
+``certificate.certify`` (the bound, the acceptance test and their proof are in
+``certificate.py``), vectorised over the stack, with ``W = A`` (``A^H`` if wide, same
+singular values), the product ``X W`` formed in float64 (``work_eps = eps64``) and ``eps``
+that of the *input* dtype: it bounds ``r >= ||X W - I||_2`` from ``D = fl(fl(X W) - I)``
+(Higham eq. (3.13)), then ``sigma_min(A) >= (1 - r) / ||X||_F``, and accepts iff
+``r <= 1/2``, the accuracy gate ``r <= 2 p eps64 ||W||_F ||X||_F`` holds and that bound
+exceeds ``MARGIN * max(atol, rtol * S, p eps * S)``, ``S = ||A||_F``. An accepted member
+provably has the SVD's (or eigh's) rank ``k``; a matrix with a singular value within a
+factor ``4 S / sigma_max`` of the threshold is never accepted and goes to the SVD
+(``"svd"``'s ``pinv_svd``, or ``pinv_eigh`` when Hermitian), as does any matrix whose
+inverse fails (an exactly zero pivot). The rejected members are done together, by
+exactly the code of those methods.
 
-1. ``E = X W - I_k`` is computed as ``D = fl(fl(X W) - I)``. By the standard model
-   (Higham, *Accuracy and Stability of Numerical Algorithms*, 2nd ed., eq. (3.13)),
-   ``|fl(X W) - X W| <= gamma_p |X| |W|`` elementwise with ``gamma_p = p u / (1 - p u)
-   <= p eps64``, and the subtraction adds at most ``u |fl(X W) - I|``. Hence
-   ``||E||_2 <= r := (1 + eps64) ||D||_F + p eps64 ||X||_F ||W||_F`` (norms computed
-   with a relative error below ``k p eps64``, covered by the factor ``_ROUND``).
-2. ``X W = I - E`` gives ``sigma_min(X W) >= 1 - r``, and ``sigma_min(X W) <=
-   ||X||_2 sigma_min(W)`` (``sigma_k`` of a product), so, when ``r < 1``,
-   ``sigma_min(A) >= s := (1 - r) / ||X||_F``: a rigorous lower bound on the exact
-   data's smallest singular value, whatever algorithm produced ``X``.
-3. Accept iff ``r <= 1/2``, ``r <= 2 p eps64 ||W||_F ||X||_F`` (the accuracy gate below)
-   and ``s > MARGIN * max(atol, rtol * S, p eps * S)`` with ``S = ||A||_F >= sigma_max``,
-   ``MARGIN = 4`` and ``eps`` that of the *input* dtype.
-
-Proof that the SVD (or eigh) path keeps every value, so that the rank ``k`` is its rank:
-a backward stable SVD/eigh computed in precision ``eps`` returns ``sigma~_i`` with
-``|sigma~_i - sigma_i| <= c p eps sigma_max`` (Weyl's inequality; LAPACK Users' Guide,
-"Error bounds for the SVD"; ``c`` a modest constant, taken ``<= 1``: the margin of 4
-absorbs more). Then ``sigma~_min >= s - p eps S > 3 max(atol, rtol S, p eps S)``, while
-the SVD's threshold ``max(atol, rtol sigma~_max) <= max(atol, rtol S (1 + p eps))``:
-``sigma~_min`` clears it by a factor near 3, no rank decision can differ. A matrix with
-a singular value within a factor ``4 S / sigma_max`` of the threshold is never accepted
-and goes to the SVD (``"svd"``'s ``pinv_svd``, or ``pinv_eigh`` when Hermitian), as does
-any matrix whose inverse fails (an exactly zero pivot). The rejected members are done
-together, by exactly the code of those methods.
-
-Before the product of step 1 (a third of the cost), members that cannot pass are
-screened out: since ``r >= 0``, acceptance needs ``1 / ||X||_F > MARGIN * max(...)``
-and ``p eps64 ||W||_F ||X||_F`` (``r``'s floor) ``<= 1/2``; a rank-deficient stack still
-pays the inverse (25-40% of the SVD's time) on top of the SVD.
+Before the product (a third of the cost), members that cannot pass are screened out
+with norms only; a rank-deficient stack still pays the inverse (25-40% of the SVD's
+time) on top of the SVD.
 
 Accuracy promise: for square input, ``||X~ - A^{-1}||_2 <= r ||A^{-1}||_2`` with the
 computed ``r <= 2 max(m, n) eps64 kappa_F`` (``kappa_F = ||A||_F ||A^{-1}||_F``): from
@@ -82,11 +65,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from .certificate import MARGIN as MARGIN  # re-exported: the tests read batched.MARGIN
+from .certificate import certify
 from .eigh import hermitian_from_lower, pinv_eigh
 from .svd import pinv_svd
 
-MARGIN = 4.0  # safety factor between sigma_min's lower bound and the threshold (step 3)
-_R_MAX = 0.5  # r <= 1/2: sigma_min(A) >= (1 - r) / ||X|| is informative (step 2)
 _EPS64 = float(np.finfo(np.float64).eps)
 _CHUNK_BYTES = 1 << 20  # a chunk's stack (in the work dtype) stays about in L2
 
@@ -109,13 +92,6 @@ def supports(m: int, n: int, dtype: np.dtype, batch: int = 1) -> bool:
     """Whether ``"auto"`` should use this method for a ``(batch, m, n)`` stack."""
     lo = MIN_SIZE.get(np.dtype(dtype))
     return lo is not None and batch >= MIN_BATCH and min(m, n) >= lo and max(m, n) <= MAX_SIZE
-
-
-def _sq_norms(x: np.ndarray) -> np.ndarray:
-    """``||x_i||_F^2`` of each matrix of a stack, float64."""
-    if x.dtype.kind == "c":
-        return np.einsum("bij,bij->b", x.real, x.real) + np.einsum("bij,bij->b", x.imag, x.imag)
-    return np.einsum("bij,bij->b", x, x)
 
 
 def _inverse_each(w: np.ndarray) -> np.ndarray:
@@ -145,27 +121,8 @@ def _certify(
     w: np.ndarray, atol: np.ndarray, rtol: np.ndarray, eps: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """Candidates ``X`` (``B, k, p``) and a mask of the members the certificate accepts."""
-    p, k = w.shape[1:]
     x = _candidate(w)
-    rnd = 1 + 2 * k * p * _EPS64  # norms' rounding (step 1)
-    s_up = np.sqrt(_sq_norms(w)) * rnd  # S >= ||W||_F >= sigma_max
-    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
-        x_fro = np.sqrt(_sq_norms(x)) * rnd
-        thr = MARGIN * np.maximum(np.maximum(atol, rtol * s_up), p * eps * s_up)
-        gate = p * _EPS64 * s_up * x_fro  # the accuracy gate on r, also r's rounding floor
-        ok = np.isfinite(x_fro) & (gate <= _R_MAX) & (1 / x_fro > thr)  # screen: r >= 0
-    idx = np.flatnonzero(ok)
-    if idx.size == 0:
-        return x, ok
-    xs, ws = (x, w) if idx.size == len(ok) else (x[idx], w[idx])
-    d = xs @ ws  # fl(X W), then D = fl(X W) - I on the diagonal
-    diag = np.einsum("bii->bi", d)
-    diag -= 1
-    with np.errstate(invalid="ignore", over="ignore"):
-        r = (1 + _EPS64) * np.sqrt(_sq_norms(d)) * rnd + gate[idx]
-        good = (r <= _R_MAX) & (r <= 2 * gate[idx]) & ((1 - r) / x_fro[idx] > thr[idx])
-    ok[idx] = good
-    return x, ok
+    return x, certify(x, w, atol, rtol, eps, work_eps=_EPS64).accepted
 
 
 def _chunk(p: int, k: int, itemsize: int) -> int:

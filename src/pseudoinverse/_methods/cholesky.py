@@ -4,11 +4,15 @@ Only the lower triangle of ``A`` is read: the C-ordered ``a`` seen as a Fortran 
 ``A^T = conj(A)``, whose *upper* triangle is ``A``'s lower one, so ``potrf``/``pocon``/
 ``potri`` run with ``uplo="U"`` on it, and the inverse of ``conj(A)`` read back in C
 order is ``conj(A^{-1})^T = A^{-1}``. ``potrf`` succeeding proves positive definiteness
-(in floating point); then ``|eigenvalues| = singular values`` and the certificate of
-``qr.py`` (``certified``, growth factor 1: Cholesky needs no pivoting, Higham ch. 10
-and 14) proves that the eigh path would keep every eigenvalue, so the rank is ``n``.
-``sigma_max <= ||A||_F``, computed from the lower triangle with ``lantr``. Anything
-else (not PD, or not certified) returns ``None`` and the caller takes ``eigh``.
+(in floating point); then ``|eigenvalues| = singular values`` and the a-posteriori
+residual certificate (``certificate.certify``; proof in ``certificate.py``) proves that
+the eigh path would keep every eigenvalue, so the rank is ``n``. Its product ``X W`` has
+``W`` the Hermitian matrix the lower triangle defines, formed by ``symm``/``hemm``,
+which read that triangle only (in the Fortran view: ``conj(X) conj(A)``, the conjugate
+of ``X A``, same singular values); ``sigma_max <= ||W||_F``, computed from the lower
+triangle with ``lantr``. Anything else (not PD, or not certified) returns ``None`` and
+the caller takes ``eigh``. Cost: ``n^3`` (Cholesky and ``potri``) plus ``2 n^3`` for
+the residual product, formed by blocks of rows (a bounded buffer).
 
 Accuracy promise: relative error about ``n * eps * kappa``, that of ``eigh``.
 
@@ -27,8 +31,9 @@ import numpy as np
 from scipy.linalg import blas, lapack
 
 from .._tolerance import threshold
+from .certificate import certify
 from .eigh import _eigh_one
-from .qr import _eps, _norms, certified, hopeless
+from .qr import _eps, hopeless
 
 _BLOCK = 256  # rows per block when mirroring the triangle (bounded temporaries)
 
@@ -64,9 +69,14 @@ def cholesky_inverse(a: np.ndarray, atol: float, rtol: float) -> np.ndarray | No
     if info != 0:
         return None
     z = inv.T  # C order: its lower triangle is that of A^{-1}
-    mirror_lower(z)
-    _, nu = _norms(inv)
-    if not certified(fro, nu, 1.0, atol, rtol, n, _eps(a.dtype)):
+    mirror_lower(z)  # now `inv` (Fortran) is all of conj(A^{-1})
+    (hemm,) = blas.get_blas_funcs(("hemm" if np.iscomplexobj(a) else "symm",), (at,))
+
+    def product(x: np.ndarray, _: None, rows: slice) -> np.ndarray:
+        # rows of conj(X) conj(A), A from the upper triangle of the Fortran view (a's lower)
+        return hemm(1.0, at, x[rows], side=1, lower=0)
+
+    if not certify(inv, None, atol, rtol, _eps(a.dtype), w_fro=fro, product=product).accepted:
         return None
     return z
 

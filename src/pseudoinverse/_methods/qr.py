@@ -8,34 +8,21 @@ fraction of the SVD's ``~22 n^3``. This path is only taken when the rule below *
 that the SVD path would keep every singular value, so the result and the rank are those
 of the SVD method up to rounding.
 
-The certificate (``certified``)
--------------------------------
-Notation: ``p = max(m, n)``, ``eps`` the unit roundoff of the dtype, ``X`` the exact
-pseudo-inverse and ``X~`` the computed one; ``tol = max(atol, rtol * sigma_max)``.
-
-1. ``S = min(||A||_F, sqrt(||A||_1 ||A||_inf)) >= sigma_max`` (both bound ``||A||_2``;
-   computed exactly by ``lange``).
-2. ``nu = min(||X~||_F, sqrt(||X~||_1 ||X~||_inf)) >= ||X~||_2`` (likewise, on the
-   computed inverse: no estimator, no estimator slack).
-3. Forward error of the inverse: LU, QR and Cholesky inverses satisfy
-   ``||X~ - X|| <= rho ||X||`` with ``rho <= g p eps kappa`` (Higham, *Accuracy and
-   Stability of Numerical Algorithms*, 2nd ed., sections 14.1-14.3, 19.3; ``g`` is the
-   growth factor ``max|U| / max|A|`` for LU, 1 for QR and Cholesky). With
-   ``kappa = sigma_max ||X||_2 <= S ||X||_2``, ``q = g p eps S nu <= 1/8`` gives
-   ``rho (1 - rho) <= q``, hence ``rho <= 0.1465`` (smaller root of
-   ``r^2 - r + 1/8``) and ``||X||_2 <= nu / (1 - rho)``:
-   ``sigma_min = 1 / ||X||_2 >= s := 0.85 / nu``.
-4. Accept iff ``q <= 1/8`` and ``s > MARGIN * max(atol, rtol * S)`` (``MARGIN = 4``).
-
-Proof that the SVD path then keeps every value (so the rank ``min(m, n)`` is its rank):
-a backward stable SVD returns ``sigma~_i`` with ``|sigma~_i - sigma_i| <= p eps
-sigma_max`` (Weyl's inequality; LAPACK Users' Guide, "Error bounds for the SVD", with
-``p(m, n) <= p``). From ``q <= 1/8``: ``p eps S <= 1/(8 nu) = s / 6.8``, so
-``sigma~_min >= s - p eps S >= 0.85 s > 3.4 max(atol, rtol S)``, while the SVD's own
-threshold is ``max(atol, rtol sigma~_max) <= max(atol, rtol S (1 + p eps)) < 1.01
-max(atol, rtol S)``. Hence ``sigma~_min`` exceeds it by a factor above 3: no rank
-decision can differ. A matrix with a singular value within a factor ``4 S/sigma_max``
-of the threshold never passes and goes to the SVD.
+The certificate (a posteriori)
+------------------------------
+The candidate ``X`` is accepted only when ``certificate.certify`` (bound, acceptance
+test and proof in ``certificate.py``) proves from the residual of one product -- ``X A``
+(``n x n``) for square and tall ``A``, ``A X`` (``m x m``) for wide -- that
+``sigma_min(A) >= s := (1 - r) / ||X||_F > MARGIN * max(atol, rtol S, p eps S)`` with
+``r >= ||X A - I||_2`` rigorous (Higham eq. (3.13)), ``S = min(||A||_F, sqrt(||A||_1
+||A||_inf)) >= sigma_max`` (computed by ``lange``) and ``MARGIN = 4``; then the SVD
+path provably keeps every singular value, so the rank ``min(m, n)`` is its rank. No
+a-priori error model (growth factor, ``c_n`` constants) is assumed: the bound holds
+whatever LU, QR or CholeskyQR2 computed. The product is one ``gemm`` (``2 n^3`` flops
+for square, ``2 m n^2`` otherwise), formed by blocks of rows of ``D`` (about 16 MB at a
+time, not a second ``k x k`` matrix). A matrix with a
+singular value within a factor ``4 S / sigma_max`` of the threshold never passes and
+goes to the SVD.
 
 Before the (expensive) inversion, the LAPACK condition estimate (``gecon``/``trcon``/
 ``pocon``, Hager-Higham 1-norm estimator) screens out hopeless matrices. The estimate
@@ -45,8 +32,11 @@ max(atol, rtol ||A||_F / sqrt(n))`` only ever sends a matrix to the SVD that cou
 have passed (its slack is on the safe side; it never accepts).
 
 Accuracy promise: relative error about ``p * eps * kappa`` (``kappa = sigma_max /
-sigma_min``), the same order as the SVD path's (Higham, ch. 14 and 19), and
-``kappa <= 1 / (6.8 p eps)`` by construction.
+sigma_min``), the same order as the SVD path's (Higham, ch. 14 and 19): for square
+``A``, ``||X - A^{-1}||_2 <= r ||A^{-1}||_2`` with the certificate's accuracy gate
+``r <= 2 p eps kappa_F``; for non-square ``A``, Householder QR is backward stable and
+CholeskyQR2 is taken only under its ``kappa`` condition, checked with the rigorous
+``kappa <= S / s``.
 """
 
 from __future__ import annotations
@@ -56,31 +46,17 @@ import math
 import numpy as np
 from scipy.linalg import blas, lapack
 
-MARGIN = 4.0  # safety factor between sigma_min's lower bound and the threshold (see above)
-_Q_MAX = 0.125  # bound on g * p * eps * S * nu, so that rho <= 0.1465 (see step 3)
-_SMIN_FACTOR = 0.85  # 1 - 0.1465 rounded down
+from .certificate import MARGIN, Verdict, certify
 
 
 def _eps(dtype: np.dtype) -> float:
     return float(np.finfo(dtype).eps)
 
 
-def _norms(x_f: np.ndarray) -> tuple[float, float]:
-    """``(||x||_F, min(||x||_F, sqrt(||x||_1 ||x||_inf)))`` of a Fortran-ordered matrix."""
-    (lange,) = lapack.get_lapack_funcs(("lange",), (x_f,))
-    fro = float(lange("F", x_f))
-    return fro, min(fro, math.sqrt(float(lange("1", x_f)) * float(lange("I", x_f))))
-
-
-def certified(
-    smax_up: float, nu: float, growth: float, atol: float, rtol: float, p: int, eps: float
-) -> bool:
-    """Step 4 of the module docstring: does ``sigma_min`` provably clear the threshold?"""
-    if not (math.isfinite(nu) and nu > 0 and math.isfinite(smax_up) and smax_up > 0):
-        return False
-    if growth * p * eps * smax_up * nu > _Q_MAX:
-        return False
-    return _SMIN_FACTOR / nu > MARGIN * max(atol, rtol * smax_up)
+def smax_bound(at: np.ndarray, lange) -> tuple[float, float]:
+    """``(||A||_F, min(||A||_F, sqrt(||A||_1 ||A||_inf)) >= sigma_max)`` of Fortran ``at``."""
+    fro = float(lange("F", at))
+    return fro, min(fro, math.sqrt(float(lange("1", at)) * float(lange("I", at))))
 
 
 def hopeless(est_inv_1: float, k: int, smax_lo: float, atol: float, rtol: float) -> bool:
@@ -94,28 +70,25 @@ def _lu_inverse(a: np.ndarray, atol: float, rtol: float) -> np.ndarray | None:
     """``A^{-1}`` of a square C-ordered ``a`` by LU, or ``None`` when not certified."""
     n = a.shape[0]
     at = a.T  # Fortran-ordered A^T: LU of A^T, whose inverse read in C order is A^{-1}
-    getrf, getri, getri_lwork, gecon, lange, lantr = lapack.get_lapack_funcs(
-        ("getrf", "getri", "getri_lwork", "gecon", "lange", "lantr"), (at,)
+    getrf, getri, getri_lwork, gecon, lange = lapack.get_lapack_funcs(
+        ("getrf", "getri", "getri_lwork", "gecon", "lange"), (at,)
     )
-    fro = float(lange("F", at))
+    fro, smax_up = smax_bound(at, lange)
     one = float(lange("1", at))
-    smax_up = min(fro, math.sqrt(one * float(lange("I", at))))
     lu, piv, info = getrf(at)  # copies: `a` is never modified
     if info != 0:
         return None  # an exactly zero pivot: singular
     rcond, info = gecon(lu, one, norm="1")
     if info != 0 or rcond <= 0 or hopeless(1 / (rcond * one), n, fro / math.sqrt(n), atol, rtol):
         return None
-    amax = float(lange("M", at))
-    growth = max(1.0, float(lantr("M", lu, uplo="U", diag="N")) / amax)
     lwork, info = getri_lwork(n)
     inv, info = getri(lu, piv, lwork=max(int(lwork.real), 1), overwrite_lu=1)
     if info != 0:
         return None
-    _, nu = _norms(inv)
-    if not certified(smax_up, nu, growth, atol, rtol, n, _eps(a.dtype)):
-        return None
-    return inv.T  # C-contiguous A^{-1}
+    x = inv.T  # C-contiguous A^{-1}
+    if not certify(x, a, atol, rtol, _eps(a.dtype), s_up=smax_up, w_fro=fro).accepted:
+        return None  # the residual X A - I does not prove sigma_min clear of the threshold
+    return x
 
 
 def _qr_inverse(a: np.ndarray, atol: float, rtol: float) -> np.ndarray | None:
@@ -132,9 +105,7 @@ def _qr_inverse(a: np.ndarray, atol: float, rtol: float) -> np.ndarray | None:
     )
     orgqr = lapack.get_lapack_funcs("ungqr" if complex_ else "orgqr", (w,))
     (trsm,) = blas.get_blas_funcs(("trsm",), (w,))
-    at = a.T  # Fortran view for norms (norms of A^T bound those of A the same way)
-    fro = float(lange("F", at))
-    smax_up = min(fro, math.sqrt(float(lange("1", at)) * float(lange("I", at))))
+    fro, smax_up = smax_bound(a.T, lange)  # norms of the Fortran view A^T: the same bounds
     lwork, _ = geqrf_lwork(rows, k)
     qr, tau, _, info = geqrf(w, lwork=max(int(lwork.real), 1), overwrite_a=1)
     r = np.asfortranarray(np.triu(qr[:k, :]))
@@ -152,10 +123,10 @@ def _qr_inverse(a: np.ndarray, atol: float, rtol: float) -> np.ndarray | None:
         if complex_:
             np.conjugate(q, out=q)
         x_f = trsm(1.0, r, q, side=1, lower=0, trans_a=1, overwrite_b=1)
-    _, nu = _norms(x_f)
-    if not certified(smax_up, nu, 1.0, atol, rtol, max(m, n), _eps(a.dtype)):
+    x = np.ascontiguousarray(x_f) if wide else x_f.T  # A^+ (n x m), C-contiguous
+    if not _certified(x, a, atol, rtol, fro, smax_up):
         return None
-    return np.ascontiguousarray(x_f) if wide else x_f.T
+    return x
 
 
 def _cholqr2_inverse(a: np.ndarray, atol: float, rtol: float) -> np.ndarray | None:
@@ -168,7 +139,7 @@ def _cholqr2_inverse(a: np.ndarray, atol: float, rtol: float) -> np.ndarray | No
     (five ``m n^2``-sized products at BLAS-3 speed, against Householder's BLAS-2
     panels). Their Theorem: if ``8 kappa sqrt(m n eps + n (n + 1) eps) <= 1``, ``Q``
     is orthonormal and ``QR = W`` to ``O(eps)``, as Householder's; this condition,
-    with ``kappa <= S nu``, is required on top of ``certified``.
+    with the rigorous ``kappa <= S / s`` of the certificate, is required on top of it.
     """
     m, n = a.shape
     wide = m < n
@@ -211,13 +182,31 @@ def _cholqr2_inverse(a: np.ndarray, atol: float, rtol: float) -> np.ndarray | No
     else:  # A^+ = W^+ = T Q1^H
         x = np.empty((n, m), dtype=a.dtype)
         np.matmul(t, q1.conj().T, out=x)
-    at = a.T
-    fro = float(lange("F", at))
-    smax_up = min(fro, math.sqrt(float(lange("1", at)) * float(lange("I", at))))
-    _, nu = _norms(x.T)
-    if smax_up * nu > kappa_max or not certified(smax_up, nu, 1.0, atol, rtol, p, eps):
+    fro, smax_up = smax_bound(a.T, lange)
+    verdict = _certified(x, a, atol, rtol, fro, smax_up)
+    if verdict is None or smax_up > kappa_max * verdict.smin:  # kappa <= S / s
         return None
     return x
+
+
+def _certified(
+    x: np.ndarray, a: np.ndarray, atol: float, rtol: float, fro: float, smax_up: float
+) -> Verdict | None:
+    """The residual certificate of a non-square ``X = A^+`` (``n x m``): the ``k x k``
+    product ``X A`` when tall, ``A X`` when wide (by rows of the left factor); the
+    verdict if accepted, else ``None``."""
+    wide = a.shape[0] < a.shape[1]
+    verdict = certify(
+        x,
+        a,
+        atol,
+        rtol,
+        _eps(a.dtype),
+        s_up=smax_up,
+        w_fro=fro,
+        product=(lambda x, w, rows: w[rows] @ x) if wide else (lambda x, w, rows: x[rows] @ w),
+    )
+    return verdict if verdict.accepted else None
 
 
 def full_rank_inverse(a: np.ndarray, atol: float, rtol: float) -> np.ndarray | None:
