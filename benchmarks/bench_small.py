@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
-import time
 from pathlib import Path
+
+from harness import median_time
 
 ONE_THREAD_ENV = {
     "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
@@ -46,16 +46,6 @@ def batch_size(m: int, n: int, full: bool) -> int:
     if max(m, n) >= 16:
         return 10_000 if full else 2000
     return 100_000 if full else 10_000
-
-
-def median_time(fn, repeats: int) -> float:
-    fn()  # warm-up: compilation and caches
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def memcpy_bandwidth(np) -> float:

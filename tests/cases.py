@@ -111,3 +111,21 @@ def penrose_residuals(a: np.ndarray, x: np.ndarray) -> list[float]:
         return float(np.max(num / den)) if num.size else 0.0
 
     return [rel(ax @ a - a, a), rel(xa @ x - x, x), rel(h(ax) - ax, ax), rel(h(xa) - xa, xa)]
+
+
+def default_rtol(a: np.ndarray) -> np.ndarray:
+    """The default rtol ``max(m, n) * eps`` for each matrix of a stack ``(B, m, n)``."""
+    return np.full(a.shape[0], max(a.shape[1:]) * eps(a.dtype))
+
+
+def run_method(fn, a, atol=None, rtol=None, hermitian=False):
+    """Call a NumPy method on a stack with the default tolerances; check the contract:
+    ``a`` untouched, ``X`` of shape ``(B, n, m)`` and ``a``'s dtype, int64 ranks."""
+    before = a.copy()
+    atol = np.zeros(a.shape[0]) if atol is None else atol
+    rtol = default_rtol(a) if rtol is None else rtol
+    x, rank = fn(a, atol, rtol, hermitian=hermitian)
+    np.testing.assert_array_equal(a, before)  # NaNs compare equal here
+    assert x.dtype == a.dtype and x.shape == (a.shape[0], a.shape[2], a.shape[1])
+    assert rank.dtype == np.int64 and rank.shape == (a.shape[0],)
+    return x, rank

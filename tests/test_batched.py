@@ -12,7 +12,14 @@ import mpmath
 import numpy as np
 import pytest
 import torch
-from cases import known_rank, penrose_residuals, randn, with_singular_values
+from cases import (
+    default_rtol,
+    known_rank,
+    penrose_residuals,
+    randn,
+    run_method,
+    with_singular_values,
+)
 
 import pseudoinverse._methods.batched as batched
 from pseudoinverse._methods.batched import pinv_batched, supports
@@ -32,20 +39,9 @@ def wide_dtype(dtype):
     return WIDE.get(np.dtype(dtype).type, np.dtype(dtype).type)
 
 
-def default_rtol(a: np.ndarray) -> np.ndarray:
-    return np.full(a.shape[0], max(a.shape[1:]) * eps(a.dtype))
-
-
 def run(a, atol=None, rtol=None, hermitian=False):
-    """Call the method; check ``a`` is untouched and the output's shape and dtypes."""
-    before = a.copy()
-    atol = np.zeros(a.shape[0]) if atol is None else atol
-    rtol = default_rtol(a) if rtol is None else rtol
-    x, rank = pinv_batched(a, atol, rtol, hermitian=hermitian)
-    np.testing.assert_array_equal(a, before)  # NaNs compare equal here
-    assert x.dtype == a.dtype and x.shape == (a.shape[0], a.shape[2], a.shape[1])
+    x, rank = run_method(pinv_batched, a, atol, rtol, hermitian)
     assert x.flags.c_contiguous
-    assert rank.dtype == np.int64 and rank.shape == (a.shape[0],)
     return x, rank
 
 
