@@ -79,6 +79,17 @@ def _dask() -> Backend:
     )
 
 
+def _cupy() -> Backend:
+    cp = importlib.import_module("cupy")  # the generic Array API path, on a GPU
+    try:
+        gpus = cp.cuda.runtime.getDeviceCount()
+    except Exception as err:  # no driver, no device
+        raise ImportError(f"no CUDA device ({err})") from err
+    if not gpus:
+        raise ImportError("no CUDA device")
+    return Backend("cupy", cp.asarray, cp.asnumpy, ALL)
+
+
 _FACTORIES = {
     "numpy": _numpy,
     "torch": _torch,
@@ -86,6 +97,7 @@ _FACTORIES = {
     "mlx": _mlx,
     "array_api_strict": _strict,
     "dask": _dask,
+    "cupy": _cupy,
 }
 
 
