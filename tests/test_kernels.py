@@ -88,6 +88,15 @@ def assert_as_accurate(a: np.ndarray, x: np.ndarray) -> None:
 def test_random(m, n, dtype, rng):
     count = 300 if dtype in WIDE else (12 if max(m, n) <= 8 else 4)  # mpmath is slow
     a = randn(rng, (count, m, n), dtype)
+    # Gaussian matrices are full rank, but a few in a thousand (float32, 24 x 24) have
+    # sigma_min near the cutoff p eps sigma_max, where either decision is right: keep
+    # the members clear of it (the threshold itself is tested in test_rank_at_threshold)
+    s = np.linalg.svd(
+        a.astype(np.complex128 if a.dtype.kind == "c" else np.float64), compute_uv=False
+    )
+    clear = s[:, -1] > 100 * max(m, n) * eps(dtype) * s[:, 0]
+    assert clear.mean() > 0.9
+    a = np.ascontiguousarray(a[clear])
     x, rank = run(a)
     assert np.all(rank == min(m, n))
     assert_as_accurate(a, x)
