@@ -56,41 +56,39 @@ from .svd import LARGE, pinv_svd, pinv_svd_one, pinv_svd_xp
 NumpyMethod = Callable[..., tuple[np.ndarray, np.ndarray]]
 
 
-def pinv_direct_or_svd(
-    a: np.ndarray, atol: np.ndarray, rtol: np.ndarray, *, hermitian: bool = False
-) -> tuple[np.ndarray, np.ndarray]:
-    """``"auto"`` for large general matrices: certified LU/QR per matrix, else the SVD."""
-    b, m, n = a.shape
-    xs, rank = [], np.empty(b, dtype=np.int64)
-    for i in range(b):
-        xi = full_rank_inverse(a[i], float(atol[i]), float(rtol[i]))
-        if xi is None:
-            xi, rank[i] = pinv_svd_one(a[i], float(atol[i]), float(rtol[i]), i)
-        else:
-            rank[i] = min(m, n)
-        xs.append(xi)
-    return _stack(xs), rank
+def _certified_or(direct: Callable, fallback: Callable, doc: str) -> NumpyMethod:
+    """A per-matrix method: ``direct`` where its certificate holds (full rank, every
+    value kept), else ``fallback``; both for one matrix at a time (large ones)."""
+
+    def method(
+        a: np.ndarray, atol: np.ndarray, rtol: np.ndarray, *, hermitian: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
+        xs, rank = [], np.empty(a.shape[0], dtype=np.int64)
+        for i in range(a.shape[0]):
+            tols = float(atol[i]), float(rtol[i])
+            xi = direct(a[i], *tols)
+            if xi is None:
+                xi, rank[i] = fallback(a[i], *tols, i)
+            else:
+                rank[i] = min(a.shape[1:])
+            xs.append(xi)
+        # one matrix: a view, not a copy (memory)
+        return (np.ascontiguousarray(xs[0])[None] if len(xs) == 1 else np.stack(xs)), rank
+
+    method.__doc__ = doc
+    return method
 
 
-def _stack(xs: list[np.ndarray]) -> np.ndarray:
-    """``(B, n, m)`` from per-matrix results; one matrix is a view, not a copy (memory)."""
-    return np.ascontiguousarray(xs[0])[None] if len(xs) == 1 else np.stack(xs)
-
-
-def pinv_cholesky_or_eigh(
-    a: np.ndarray, atol: np.ndarray, rtol: np.ndarray, *, hermitian: bool = True
-) -> tuple[np.ndarray, np.ndarray]:
-    """``"auto"`` for large Hermitian matrices: certified Cholesky per matrix, else eigh."""
-    b, n, _ = a.shape
-    xs, rank = [], np.empty(b, dtype=np.int64)
-    for i in range(b):
-        xi = cholesky_inverse(a[i], float(atol[i]), float(rtol[i]))
-        if xi is None:
-            xi, rank[i] = pinv_eigh_one(a[i], float(atol[i]), float(rtol[i]), i)
-        else:
-            rank[i] = n
-        xs.append(xi)
-    return _stack(xs), rank
+pinv_direct_or_svd = _certified_or(
+    full_rank_inverse,
+    pinv_svd_one,
+    '"auto" for large general matrices: certified LU/QR per matrix, else the SVD.',
+)
+pinv_cholesky_or_eigh = _certified_or(
+    cholesky_inverse,
+    pinv_eigh_one,
+    '"auto" for large Hermitian matrices: certified Cholesky per matrix, else eigh.',
+)
 
 
 # name -> (NumPy implementation, portable implementation, requires hermitian=True)
