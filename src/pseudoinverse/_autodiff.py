@@ -78,6 +78,15 @@ def pinv_vjp(a: Array, x: Array, g: Array, ct: ConjT) -> Array:
     return -ct(k @ x) + xhk - (xhk @ x) @ a + ((gh - a @ k) @ x) @ xh
 
 
+def _forward(xp: Any, a: Array, atol: Any, rtol: Any, hermitian: bool, method: str) -> tuple:
+    """The forward pass every wrapper differentiates: the portable core on clean input."""
+    from ._api import _compute_xp
+
+    return _compute_xp(
+        xp, a, atol, rtol, dtype=a.dtype, hermitian=hermitian, method=method, check_finite=False
+    )
+
+
 # --------------------------------------------------------------------------- PyTorch
 
 
@@ -96,8 +105,6 @@ def _torch_function() -> Any:
     import array_api_compat.torch as xp
     import torch
 
-    from ._api import _compute_xp
-
     def mh(t: torch.Tensor) -> torch.Tensor:
         return t.mH
 
@@ -113,16 +120,7 @@ def _torch_function() -> Any:
 
         @staticmethod
         def forward(a, atol, rtol, hermitian, method):  # type: ignore[override]
-            return _compute_xp(
-                xp,
-                a,
-                atol,
-                rtol,
-                dtype=a.dtype,
-                hermitian=hermitian,
-                method=method,
-                check_finite=False,
-            )
+            return _forward(xp, a, atol, rtol, hermitian, method)
 
         @staticmethod
         def setup_context(ctx, inputs, output):  # type: ignore[override]
@@ -163,23 +161,12 @@ def _jax_function() -> Any:
     import jax.numpy as jnp
     import numpy as np
 
-    from ._api import _compute_xp
-
     def ct(t: Any) -> Any:
         return jnp.conj(jnp.swapaxes(t, -1, -2))
 
     @functools.partial(jax.custom_jvp, nondiff_argnums=(0, 1))
     def pinv(hermitian, method, a, atol, rtol):
-        return _compute_xp(
-            jnp,
-            a,
-            atol,
-            rtol,
-            dtype=a.dtype,
-            hermitian=hermitian,
-            method=method,
-            check_finite=False,
-        )
+        return _forward(jnp, a, atol, rtol, hermitian, method)
 
     @pinv.defjvp
     def pinv_jvp_rule(hermitian, method, primals, tangents):

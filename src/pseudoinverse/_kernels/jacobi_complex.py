@@ -32,6 +32,17 @@ def _rotate(xr, xi, yr, yi, cc, pr, pi, p, blk):
 
 
 @njit(**OPTS)
+def _squared_norms(wr, wi, sig, p, q, blk):
+    """``sig[j, k] = ||column j of matrix k||^2`` across a block (real and imaginary parts)."""
+    for j in range(q):
+        for k in range(blk):
+            sig[j, k] = 0.0
+        for i in range(p):
+            for k in range(blk):
+                sig[j, k] += wr[j, i, k] * wr[j, i, k] + wi[j, i, k] * wi[j, i, k]
+
+
+@njit(**OPTS)
 def pinv_complex(a, atol, rtol, out, rank, hermitian, blk, consts, emax, max_sweeps):
     """Pseudo-inverses of the complex stack viewed as real ``a (B, m, 2n)`` into
     ``out (B, n, 2m)``. Returns the number of sweeps run, summed over the blocks."""
@@ -107,12 +118,7 @@ def pinv_complex(a, atol, rtol, out, rank, hermitian, blk, consts, emax, max_swe
         for _sweep in range(max_sweeps):
             total += 1
             rotated = False
-            for j in range(q):
-                for k in range(blk):
-                    sig[j, k] = zero
-                for i in range(p):
-                    for k in range(blk):
-                        sig[j, k] += Wr[j, i, k] * Wr[j, i, k] + Wi[j, i, k] * Wi[j, i, k]
+            _squared_norms(Wr, Wi, sig, p, q, blk)
             for jp in range(q - 1):
                 xr = Wr[jp]
                 xi = Wi[jp]
@@ -146,12 +152,8 @@ def pinv_complex(a, atol, rtol, out, rank, hermitian, blk, consts, emax, max_swe
                         _rotate(Vr[jp], Vi[jp], Vr[jq], Vi[jq], cc, pr, pi, q, blk)
             if not rotated:
                 break
+        _squared_norms(Wr, Wi, sig, p, q, blk)
         for j in range(q):
-            for k in range(blk):
-                sig[j, k] = zero
-            for i in range(p):
-                for k in range(blk):
-                    sig[j, k] += Wr[j, i, k] * Wr[j, i, k] + Wi[j, i, k] * Wi[j, i, k]
             for k in range(blk):
                 sig[j, k] = math.sqrt(sig[j, k])
         threshold(sig, sc, atol, rtol, rank, b0, nb, blk, q, consts)
