@@ -117,6 +117,11 @@ def pytest_report_header(config) -> str:
     return f"pseudoinverse test seed: PI_TEST_SEED={SEED}"
 
 
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    # also under -q (the header is not printed then): a failure must be replayable
+    terminalreporter.write_line(f"pseudoinverse test seed: PI_TEST_SEED={SEED}")
+
+
 @pytest.fixture
 def rng(request) -> np.random.Generator:
     """A generator seeded from the run's seed and the test's name."""
