@@ -2,27 +2,23 @@
 
 When ``A`` (``m x n``) has full rank ``k = min(m, n)`` and every singular value is
 kept by the tolerance rule, ``A^+ = A^{-1}`` (square, LU: ``getrf`` + ``getri``, about
-``2 n^3`` flops) or ``A^+ = R^{-1} Q^H`` from ``A = QR`` (tall; wide input through
-``A^H``, Householder ``geqrf`` + ``orgqr``/``ungqr`` + ``trsm``, about ``4 m n^2``), a
-fraction of the SVD's ``~22 n^3``. This path is only taken when the rule below *proves*
-that the SVD path would keep every singular value, so the result and the rank are those
-of the SVD method up to rounding.
+``2 n^3`` flops) or ``A^+ = R^{-1} Q^H`` from ``A = QR`` (non-square; wide input through
+``A^H``), a fraction of the SVD's ``~22 n^3``. This path is only taken when a
+certificate *proves* that the SVD path would keep every singular value, so the result
+and the rank are those of the SVD method up to rounding.
 
-The certificate (a posteriori)
-------------------------------
-The candidate ``X`` is accepted only when ``certificate.certify`` (bound, acceptance
-test and proof in ``certificate.py``) proves from the residual of one product -- ``X A``
-(``n x n``) for square and tall ``A``, ``A X`` (``m x m``) for wide -- that
+Square: the residual certificate
+--------------------------------
+The candidate ``X = A^{-1}`` is accepted only when ``certificate.certify`` (bound,
+acceptance test and proof in ``certificate.py``) proves from the residual ``X A - I``
+(one ``2 n^3`` product, formed by blocks of rows, about 16 MB at a time) that
 ``sigma_min(A) >= s := (1 - r) / ||X||_F > MARGIN * max(atol, rtol S, p eps S)`` with
 ``r >= ||X A - I||_2`` rigorous (Higham eq. (3.13)), ``S = min(||A||_F, sqrt(||A||_1
 ||A||_inf)) >= sigma_max`` (computed by ``lange``) and ``MARGIN = 4``; then the SVD
-path provably keeps every singular value, so the rank ``min(m, n)`` is its rank. No
-a-priori error model (growth factor, ``c_n`` constants) is assumed: the bound holds
-whatever LU, QR or CholeskyQR2 computed. The product is one ``gemm`` (``2 n^3`` flops
-for square, ``2 m n^2`` otherwise), formed by blocks of rows of ``D`` (about 16 MB at a
-time, not a second ``k x k`` matrix). A matrix with a
-singular value within a factor ``4 S / sigma_max`` of the threshold never passes and
-goes to the SVD.
+path provably keeps every singular value, so the rank ``n`` is its rank. No a-priori
+error model (growth factor, ``c_n`` constants) is assumed: the bound holds whatever LU
+computed. A matrix with a singular value within a factor ``4 S / sigma_max`` of the
+threshold never passes and goes to the SVD.
 
 Before the (expensive) inversion, the LAPACK condition estimate (``gecon``/``trcon``/
 ``pocon``, Hager-Higham 1-norm estimator) screens out hopeless matrices. The estimate
@@ -31,12 +27,23 @@ Before the (expensive) inversion, the LAPACK condition estimate (``gecon``/``trc
 max(atol, rtol ||A||_F / sqrt(n))`` only ever sends a matrix to the SVD that could not
 have passed (its slack is on the safe side; it never accepts).
 
+Non-square: the Gram certificate
+--------------------------------
+``gram.certify_rank`` proves the rank from the Cholesky factor of ``W^H W`` (``W = A``
+or ``A^H``; ``p k^2`` flops, no ``p x k`` residual) and bounds ``kappa``; ``A^+`` then
+comes from the normal equations (``kappa <= gram.K_NE``), CholeskyQR2 (under its
+``kappa`` condition) or Householder QR (``geqrf`` + ``orgqr``/``ungqr`` + ``trsm``), by
+``kappa`` (``gram.py``). Where the Gram test cannot decide (``kappa^2 p eps`` not small,
+or rank-deficient), Householder QR runs with the residual certificate of the ``k x k``
+product ``X A`` (tall) or ``A X`` (wide), screened by ``trcon`` as above.
+
 Accuracy promise: relative error about ``p * eps * kappa`` (``kappa = sigma_max /
 sigma_min``), the same order as the SVD path's (Higham, ch. 14 and 19): for square
 ``A``, ``||X - A^{-1}||_2 <= r ||A^{-1}||_2`` with the certificate's accuracy gate
-``r <= 2 p eps kappa_F``; for non-square ``A``, Householder QR is backward stable and
-CholeskyQR2 is taken only under its ``kappa`` condition, checked with the rigorous
-``kappa <= S / s``.
+``r <= 2 p eps kappa_F``; for non-square ``A``, Householder QR is backward stable,
+CholeskyQR2 is taken only under its ``kappa`` condition, and the normal equations only
+where ``kappa <= 4``, within a factor ``8`` of the SVD's bound (``gram.py``), all
+checked with the rigorous ``kappa <= S / s``.
 """
 
 from __future__ import annotations
@@ -46,7 +53,8 @@ import math
 import numpy as np
 from scipy.linalg import blas, lapack
 
-from .certificate import MARGIN, Verdict, certify
+from . import gram
+from .certificate import MARGIN, certify
 
 
 def _eps(dtype: np.dtype) -> float:
@@ -91,8 +99,11 @@ def _lu_inverse(a: np.ndarray, atol: float, rtol: float) -> np.ndarray | None:
     return x
 
 
-def _qr_inverse(a: np.ndarray, atol: float, rtol: float) -> np.ndarray | None:
-    """``R^{-1} Q^H`` (tall) or ``Q R^{-H}`` of ``A^H = QR`` (wide), or ``None``."""
+def _qr_inverse(
+    a: np.ndarray, atol: float, rtol: float, *, proven: bool = False
+) -> np.ndarray | None:
+    """``R^{-1} Q^H`` (tall) or ``Q R^{-H}`` of ``A^H = QR`` (wide), or ``None``; with
+    ``proven`` (the Gram certificate holds) no screen nor residual certificate."""
     m, n = a.shape
     wide = m < n
     complex_ = np.iscomplexobj(a)
@@ -111,10 +122,11 @@ def _qr_inverse(a: np.ndarray, atol: float, rtol: float) -> np.ndarray | None:
     r = np.asfortranarray(np.triu(qr[:k, :]))
     if not np.all(np.diagonal(r) != 0):
         return None
-    rcond, info = trcon(r, norm="1", uplo="U")
-    r1 = float(lange("1", r))
-    if info != 0 or rcond <= 0 or hopeless(1 / (rcond * r1), k, fro / math.sqrt(k), atol, rtol):
-        return None
+    if not proven:
+        rcond, info = trcon(r, norm="1", uplo="U")
+        r1 = float(lange("1", r))
+        if info != 0 or rcond <= 0 or hopeless(1 / (rcond * r1), k, fro / math.sqrt(k), atol, rtol):
+            return None
     q, _, info = orgqr(qr, tau, lwork=max(int(lwork.real), 1) * 2, overwrite_a=1)
     if wide:  # A^+ = (A^H)^{+H} = Q R^{-H}: Fortran (n x m), copied to C order below
         y = trsm(1.0, r, q, side=1, lower=0, trans_a=2, overwrite_b=1)
@@ -124,74 +136,14 @@ def _qr_inverse(a: np.ndarray, atol: float, rtol: float) -> np.ndarray | None:
             np.conjugate(q, out=q)
         x_f = trsm(1.0, r, q, side=1, lower=0, trans_a=1, overwrite_b=1)
     x = np.ascontiguousarray(x_f) if wide else x_f.T  # A^+ (n x m), C-contiguous
-    if not _certified(x, a, atol, rtol, fro, smax_up):
-        return None
-    return x
-
-
-def _cholqr2_inverse(a: np.ndarray, atol: float, rtol: float) -> np.ndarray | None:
-    """Non-square ``A^+`` by CholeskyQR2, or ``None`` (then Householder QR is tried).
-
-    CholeskyQR2 (Yamamoto, Nakatsukasa, Yanagisawa & Fukaya, ETNA 44, 2015): with
-    ``W = A`` (tall) or ``A^H`` (wide), ``W^H W = R1^H R1``, ``Q1 = W R1^{-1}``,
-    ``Q1^H Q1 = R2^H R2``; then ``W = Q R`` with ``Q = Q1 R2^{-1}``, ``R = R2 R1`` and
-    ``W^+ = R1^{-1} (Q1^H Q1)^{-1} Q1^H``. All of it is ``gemm``/``syrk``/``trsm``
-    (five ``m n^2``-sized products at BLAS-3 speed, against Householder's BLAS-2
-    panels). Their Theorem: if ``8 kappa sqrt(m n eps + n (n + 1) eps) <= 1``, ``Q``
-    is orthonormal and ``QR = W`` to ``O(eps)``, as Householder's; this condition,
-    with the rigorous ``kappa <= S / s`` of the certificate, is required on top of it.
-    """
-    m, n = a.shape
-    wide = m < n
-    p, q = max(m, n), min(m, n)
-    eps = _eps(a.dtype)
-    kappa_max = 1 / (8 * math.sqrt((p * q + q * (q + 1)) * eps))
-    # W^H W, Fortran-ordered for LAPACK (NumPy uses syrk for real a.T @ a and a @ a.T)
-    g1 = np.asfortranarray(a @ a.conj().T if wide else a.conj().T @ a)
-    potrf, potri, trcon, lange = lapack.get_lapack_funcs(
-        ("potrf", "potri", "trcon", "lange"), (g1,)
-    )
-    (trsm,) = blas.get_blas_funcs(("trsm",), (g1,))
-    r1, info = potrf(g1, lower=0, overwrite_a=1)
-    if info != 0:
-        return None
-    rcond, info = trcon(r1, norm="1", uplo="U")
-    # kappa_2(A) = kappa_2(R1) >= est(kappa_1) / q: this rejection is never wrong
-    if info != 0 or not rcond > 0 or 1 / rcond > q * kappa_max:
-        return None
-    if wide:  # Q1^H = R1^{-H} A: left solve on a Fortran copy of A (Fortran m x n)
-        q1 = trsm(1.0, r1, np.asfortranarray(a), side=0, lower=0, trans_a=2, overwrite_b=1)
-    else:  # Q1^T = R1^{-T} A^T: left solve on the Fortran view a.T, read back as C
-        q1 = trsm(1.0, r1, a.T, side=0, lower=0, trans_a=1).T  # C-ordered (m, n)
-    # the Gram matrix of Q1 (m x n when tall; for wide, q1 holds Q1^H, n x ... m rows)
-    g2 = np.asfortranarray(q1 @ q1.conj().T if wide else q1.conj().T @ q1)
-    r2, info = potrf(g2, lower=0, overwrite_a=1)
-    if info != 0:
-        return None
-    g2inv, info = potri(r2, lower=0, overwrite_c=1)  # (Q1^H Q1)^{-1}, upper triangle
-    if info != 0:
-        return None
-    g2inv = np.triu(g2inv) + np.triu(g2inv, 1).conj().T
-    t = trsm(1.0, r1, np.asfortranarray(g2inv), side=0, lower=0, overwrite_b=1)
-    if wide:  # A^+ = (W^+)^H = (T Q1^H)^H: T Q1^H into Fortran (m x n), read as (n x m)
-        z = np.empty((m, n), dtype=a.dtype, order="F")
-        np.matmul(t, q1, out=z)
-        x = z.T
-        if np.iscomplexobj(x):
-            np.conjugate(x, out=x)
-    else:  # A^+ = W^+ = T Q1^H
-        x = np.empty((n, m), dtype=a.dtype)
-        np.matmul(t, q1.conj().T, out=x)
-    fro, smax_up = smax_bound(a.T, lange)
-    verdict = _certified(x, a, atol, rtol, fro, smax_up)
-    if verdict is None or smax_up > kappa_max * verdict.smin:  # kappa <= S / s
+    if not proven and not _certified(x, a, atol, rtol, fro, smax_up):
         return None
     return x
 
 
 def _certified(
     x: np.ndarray, a: np.ndarray, atol: float, rtol: float, fro: float, smax_up: float
-) -> Verdict | None:
+) -> bool:
     """The residual certificate of a non-square ``X = A^+`` (``n x m``): the ``k x k``
     product ``X A`` when tall, ``A X`` when wide (by rows of the left factor); the
     verdict if accepted, else ``None``."""
@@ -206,17 +158,27 @@ def _certified(
         w_fro=fro,
         product=(lambda x, w, rows: w[rows] @ x) if wide else (lambda x, w, rows: x[rows] @ w),
     )
-    return verdict if verdict.accepted else None
+    return bool(verdict.accepted)
+
+
+def _proof(a: np.ndarray, atol: float, rtol: float) -> gram.GramFactor | None:
+    """The Gram certificate of a non-square ``a`` (``gram.py``), or ``None``."""
+    (lange,) = lapack.get_lapack_funcs(("lange",), (a.T,))
+    return gram.certify_rank(a, atol, rtol, *smax_bound(a.T, lange))
 
 
 def full_rank_inverse(a: np.ndarray, atol: float, rtol: float) -> np.ndarray | None:
-    """Certified ``A^+`` of one C-ordered matrix, or ``None``: LU if square, else
-    CholeskyQR2, else Householder QR."""
+    """Certified ``A^+`` of one C-ordered matrix, or ``None``: LU if square; else, when
+    the Gram certificate proves the rank (``gram.py``), the normal equations, CholeskyQR2
+    or Householder QR by ``kappa``; else Householder QR with the residual certificate."""
     m, n = a.shape
     if m == n:
         return _lu_inverse(a, atol, rtol)
-    x = _cholqr2_inverse(a, atol, rtol)
-    return x if x is not None else _qr_inverse(a, atol, rtol)
+    fac = _proof(a, atol, rtol)
+    if fac is None:
+        return _qr_inverse(a, atol, rtol)
+    x = gram.gram_inverse(a, fac)
+    return x if x is not None else _qr_inverse(a, atol, rtol, proven=True)
 
 
 def pinv_qr(
@@ -232,7 +194,9 @@ def pinv_qr(
     b, m, n = a.shape
     x = np.empty((b, n, m), dtype=a.dtype)
     for i in range(b):
-        xi = _qr_inverse(a[i], float(atol[i]), float(rtol[i]))
+        tols = float(atol[i]), float(rtol[i])
+        proven = m != n and _proof(a[i], *tols) is not None
+        xi = _qr_inverse(a[i], *tols, proven=proven)
         if xi is None:
             raise ValueError(
                 f'method="qr": matrix {i} of the batch cannot be certified to have full rank '
