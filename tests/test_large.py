@@ -73,6 +73,9 @@ def test_auto_single_precision(shape, dtype):
     assert x.dtype == dtype
     ref = np.linalg.pinv(a.astype(np.complex128), rtol=None)
     assert rel_err(x, ref) <= max(shape) * _eps(dtype) * cond
+    # the direct paths run in float64: only the final rounding to single precision
+    # remains (the float32 SVD's error is about kappa times larger)
+    assert rel_err(x, ref) <= 4 * _eps(dtype)
 
 
 @pytest.mark.parametrize("shape", SHAPES)

@@ -58,15 +58,25 @@ NumpyMethod = Callable[..., tuple[np.ndarray, np.ndarray]]
 
 def _certified_or(direct: Callable, fallback: Callable, doc: str) -> NumpyMethod:
     """A per-matrix method: ``direct`` where its certificate holds (full rank, every
-    value kept), else ``fallback``; both for one matrix at a time (large ones)."""
+    value kept), else ``fallback``; both for one matrix at a time (large ones).
+
+    Single precision runs ``direct`` on a float64 (complex128) copy, as NumPy computes
+    everything: its certificate is decided against the input's eps (the precision
+    ``fallback`` would run in), and the result is rounded to the input dtype. Only
+    then can the certificate prove anything for large float32 matrices
+    (``p eps32 ||A||_F ||X||_F`` soon exceeds 1/2), and the result is more accurate."""
 
     def method(
         a: np.ndarray, atol: np.ndarray, rtol: np.ndarray, *, hermitian: bool = False
     ) -> tuple[np.ndarray, np.ndarray]:
         xs, rank = [], np.empty(a.shape[0], dtype=np.int64)
+        work = np.promote_types(a.dtype, np.float64)
+        eps_in = float(np.finfo(a.dtype).eps)
         for i in range(a.shape[0]):
             tols = float(atol[i]), float(rtol[i])
-            xi = direct(a[i], *tols)
+            xi = direct(a[i] if a.dtype == work else a[i].astype(work), *tols, eps_in)
+            if xi is not None and xi.dtype != a.dtype:
+                xi = xi.astype(a.dtype)
             if xi is None:
                 xi, rank[i] = fallback(a[i], *tols, i)
             else:

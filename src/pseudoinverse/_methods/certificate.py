@@ -69,11 +69,14 @@ _BLOCK_BYTES = 1 << 24  # rows of D formed at a time for one large matrix (memor
 
 class Verdict(NamedTuple):
     """Per member: ``accepted``; ``r >= ||X W - I||_2`` (``inf`` where not computed);
-    ``smin`` ``<= sigma_min(A)`` where accepted (else 0)."""
+    ``smin`` ``<= sigma_min(A)`` where accepted (else 0); ``accurate``: ``r <= 1/2`` and
+    the accuracy gate hold (``X`` is as accurate as a stable inverse, whether or not the
+    Frobenius bound ``smin`` clears the threshold)."""
 
     accepted: np.ndarray
     r: np.ndarray
     smin: np.ndarray
+    accurate: np.ndarray
 
 
 def sq_norms(x: np.ndarray) -> np.ndarray:
@@ -119,6 +122,7 @@ def certify(
     s_up: np.ndarray | float | None = None,
     w_fro: np.ndarray | float | None = None,
     product: Callable[[np.ndarray, np.ndarray | None, slice], np.ndarray] = _matmul,
+    screen: bool = True,
 ) -> Verdict:
     """Steps 1-3 of the module docstring for one matrix or a stack, vectorised.
 
@@ -128,7 +132,9 @@ def certify(
     @ w`` by default), which is overwritten by ``D``. ``eps`` is the input dtype's,
     ``work_eps`` (default ``eps``) that of the product; ``s_up`` an optional bound
     ``>= sigma_max`` tighter than ``||W||_F``, ``w_fro`` an optional ``||W||_F`` computed
-    elsewhere (both with a relative error of at most ``k p work_eps``). Returns scalars
+    elsewhere (both with a relative error of at most ``k p work_eps``). ``screen=False``
+    forms the product even where ``1 / ||X||_F`` cannot clear the threshold, for a caller
+    that wants ``accurate`` (to prove the rank by other means). Returns scalars
     for one matrix.
     """
     k, p = sorted(x.shape[-2:])
@@ -147,12 +153,15 @@ def certify(
         x_fro = np.sqrt(x_sq) * rnd
         thr = MARGIN * np.maximum(np.maximum(atol, rtol * s), p * eps * s)
         gate = p * work_eps * x_fro * w_fro  # the accuracy gate, also r's floor
-        ok = sq_ok & np.isfinite(x_fro) & (gate <= R_MAX) & (1 / x_fro > thr)
+        ok = sq_ok & np.isfinite(x_fro) & (gate <= R_MAX)
+        if screen:
+            ok &= 1 / x_fro > thr
         if not ok.any():
-            return Verdict(ok, r, np.zeros(x_sq.shape))
+            return Verdict(ok, r, np.zeros(x_sq.shape), ok)
         sel = ... if ok.all() else np.flatnonzero(ok)  # all: views, no copies
         d_sq = _residual_sq(x[sel], None if w is None else w[sel], k, product)
         r[sel] = (1 + work_eps) * np.sqrt(d_sq) * rnd + gate[sel]
         lower = np.where(ok, (1 - r) / x_fro, 0.0)
-        ok &= (r <= R_MAX) & (r <= 2 * gate) & (lower > thr)
-    return Verdict(ok, r, np.where(ok, lower, 0.0))
+        accurate = (r <= R_MAX) & (r <= 2 * gate)
+        ok &= accurate & (lower > thr)
+    return Verdict(ok, r, np.where(ok, lower, 0.0), accurate)

@@ -49,8 +49,11 @@ def mirror_lower(z: np.ndarray) -> None:
             z[r0:r1, r1:] = z[r1:, r0:r1].conj().T
 
 
-def cholesky_inverse(a: np.ndarray, atol: float, rtol: float) -> np.ndarray | None:
-    """Certified ``A^{-1}`` of a Hermitian PD ``a`` (lower triangle), or ``None``."""
+def cholesky_inverse(
+    a: np.ndarray, atol: float, rtol: float, eps_in: float | None = None
+) -> np.ndarray | None:
+    """Certified ``A^{-1}`` of a Hermitian PD ``a`` (lower triangle), or ``None``;
+    ``eps_in`` is that of the precision eigh would run in (default ``a``'s)."""
     n = a.shape[0]
     at = a.T  # Fortran view; its upper triangle is a's lower triangle
     potrf, pocon, potri, lantr = lapack.get_lapack_funcs(
@@ -76,7 +79,10 @@ def cholesky_inverse(a: np.ndarray, atol: float, rtol: float) -> np.ndarray | No
         # rows of conj(X) conj(A), A from the upper triangle of the Fortran view (a's lower)
         return hemm(1.0, at, x[rows], side=1, lower=0)
 
-    if not certify(inv, None, atol, rtol, _eps(a.dtype), w_fro=fro, product=product).accepted:
+    eps = _eps(a.dtype)
+    eps_in = eps if eps_in is None else eps_in
+    verdict = certify(inv, None, atol, rtol, eps_in, work_eps=eps, w_fro=fro, product=product)
+    if not verdict.accepted:
         return None
     return z
 

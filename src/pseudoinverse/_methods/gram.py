@@ -65,11 +65,10 @@ SEED = 20060101  # the iteration's start vectors: results are repeatable
 
 
 class GramFactor(NamedTuple):
-    """A proven full-rank Gram factorisation ``G = R^H R``, ``Y = R^{-1}``, and the
+    """A proven full-rank Gram factorisation ``G = R^H R`` (``R`` upper, Fortran) and the
     rigorous bounds ``smin <= sigma_min(A)``, ``smax >= sigma_max(A)``."""
 
     r: np.ndarray
-    y: np.ndarray
     smin: float
     smax: float
 
@@ -111,34 +110,40 @@ def _estimates(g: np.ndarray, r: np.ndarray) -> tuple[float, float]:
     """Rayleigh quotients near ``(lambda_min, lambda_max)`` of ``g = R^H R`` by ``STEPS``
     of inverse and power iteration (estimates: step 2 makes them rigorous)."""
     (potrs,) = lapack.get_lapack_funcs(("potrs",), (r,))
-    full = np.triu(g) + np.triu(g, 1).conj().T
+    (mv,) = blas.get_blas_funcs(("hemv" if np.iscomplexobj(g) else "symv",), (g,))
     v = np.random.default_rng(SEED).standard_normal((g.shape[0], 2)).astype(g.dtype)
     lo, hi = v[:, 0], v[:, 1]
     for _ in range(STEPS):
         lo = potrs(r, lo, lower=0)[0]
         lo /= np.linalg.norm(lo)
-        hi = full @ hi
+        hi = mv(1.0, g, hi, lower=0)  # G's upper triangle
         hi /= np.linalg.norm(hi)
-    return float(np.vdot(lo, full @ lo).real), float(np.vdot(hi, full @ hi).real)
+    lam = [float(np.vdot(v, mv(1.0, g, v, lower=0)).real) for v in (lo, hi)]
+    return lam[0], lam[1]
 
 
 def certify_rank(
-    a: np.ndarray, atol: float, rtol: float, fro: float, smax_up: float
+    a: np.ndarray,
+    atol: float,
+    rtol: float,
+    fro: float,
+    smax_up: float,
+    eps_in: float | None = None,
 ) -> GramFactor | None:
     """Steps 1-4 of the module docstring for one non-square C-ordered ``a``; ``fro`` is
-    ``||A||_F`` and ``smax_up >= sigma_max`` (``qr.smax_bound``). ``None`` if not proven."""
+    ``||A||_F`` and ``smax_up >= sigma_max`` (``qr.smax_bound``); ``eps_in`` the eps of
+    the precision the SVD path would run in (default ``a``'s: see ``certificate.py``'s
+    ``eps`` and ``work_eps``). ``None`` if not proven."""
     k, p = sorted(a.shape)
     eps = float(np.finfo(a.dtype).eps)
+    eps_in = eps if eps_in is None else eps_in
     gamma = eps * (2 if np.iscomplexobj(a) else 1)
     rnd = 1 + 2 * k * p * eps
-    potrf, trtri = lapack.get_lapack_funcs(("potrf", "trtri"), (a,))
+    (potrf,) = lapack.get_lapack_funcs(("potrf",), (a,))
     g = _gram(a)
     r, info = potrf(g, lower=0, clean=1)
     if info != 0:
         return None  # G not numerically positive definite: kappa beyond this test's reach
-    y, info = trtri(r, lower=0)
-    if info != 0:
-        return None
     lo_est, hi_est = _estimates(g, r)
     w_err = p * gamma * (fro * rnd) ** 2  # step 1
     lam_min = 0.0
@@ -156,9 +161,9 @@ def certify_rank(
         if e is not None:
             big = min(big, math.sqrt(shift * hi_est + e + w_err) * rnd)
             break
-    if not s > MARGIN * max(atol, rtol * big, p * eps * big):
+    if not s > MARGIN * max(atol, rtol * big, p * eps_in * big):
         return None  # a singular value may sit near the threshold: the SVD decides
-    return GramFactor(r, y, s, big)
+    return GramFactor(r, s, big)
 
 
 def _normal_equations(a: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -177,7 +182,7 @@ def _normal_equations(a: np.ndarray, y: np.ndarray) -> np.ndarray:
     return x
 
 
-def _cholqr2(a: np.ndarray, fac: GramFactor) -> np.ndarray | None:
+def _cholqr2(a: np.ndarray, fac: GramFactor, y: np.ndarray) -> np.ndarray | None:
     """``A^+`` by CholeskyQR2's second pass on ``Q1 = W R^{-1}`` (``trsm``); ``None`` if
     ``potrf`` fails."""
     m, n = a.shape
@@ -196,7 +201,7 @@ def _cholqr2(a: np.ndarray, fac: GramFactor) -> np.ndarray | None:
     g2inv, info = potri(r2, lower=0, overwrite_c=1)  # (Q1^H Q1)^{-1}, upper triangle
     if info != 0:
         return None
-    t = fac.y @ (np.triu(g2inv) + np.triu(g2inv, 1).conj().T)  # W^+ = T Q1^H
+    t = y @ (np.triu(g2inv) + np.triu(g2inv, 1).conj().T)  # W^+ = T Q1^H
     if wide:  # A^+ = (W^+)^H = (T Q1^H)^H: T Q1^H into Fortran (m x n), read as (n x m)
         z = np.empty((m, n), dtype=a.dtype, order="F")
         np.matmul(t, q1, out=z)
@@ -224,6 +229,10 @@ def gram_inverse(a: np.ndarray, fac: GramFactor) -> np.ndarray | None:
     """``A^+`` of a proven full-rank non-square ``a`` by ``path``; ``None`` for
     Householder QR (or if CholeskyQR2's second ``potrf`` fails)."""
     how = path(fac, a.shape, a.dtype)
-    if how == "normal":
-        return _normal_equations(a, fac.y)
-    return _cholqr2(a, fac) if how == "cholqr2" else None
+    if how == "householder":
+        return None
+    (trtri,) = lapack.get_lapack_funcs(("trtri",), (fac.r,))
+    y, info = trtri(fac.r, lower=0)  # Y = R^{-1}
+    if info != 0:
+        return None
+    return _normal_equations(a, y) if how == "normal" else _cholqr2(a, fac, y)

@@ -54,7 +54,7 @@ import numpy as np
 from scipy.linalg import blas, lapack
 
 from . import gram
-from .certificate import MARGIN, certify
+from .certificate import MARGIN, certify, sq_norms
 
 
 def _eps(dtype: np.dtype) -> float:
@@ -74,7 +74,9 @@ def hopeless(est_inv_1: float, k: int, smax_lo: float, atol: float, rtol: float)
     return math.sqrt(k) / est_inv_1 <= MARGIN * max(atol, rtol * smax_lo)
 
 
-def _lu_inverse(a: np.ndarray, atol: float, rtol: float) -> np.ndarray | None:
+def _lu_inverse(
+    a: np.ndarray, atol: float, rtol: float, eps_in: float | None = None
+) -> np.ndarray | None:
     """``A^{-1}`` of a square C-ordered ``a`` by LU, or ``None`` when not certified."""
     n = a.shape[0]
     at = a.T  # Fortran-ordered A^T: LU of A^T, whose inverse read in C order is A^{-1}
@@ -94,13 +96,28 @@ def _lu_inverse(a: np.ndarray, atol: float, rtol: float) -> np.ndarray | None:
     if info != 0:
         return None
     x = inv.T  # C-contiguous A^{-1}
-    if not certify(x, a, atol, rtol, _eps(a.dtype), s_up=smax_up, w_fro=fro).accepted:
-        return None  # the residual X A - I does not prove sigma_min clear of the threshold
-    return x
+    eps_in = _eps(a.dtype) if eps_in is None else eps_in
+    tols = (atol, rtol, fro, smax_up, eps_in)
+    # Can the residual's Frobenius bound (1 - r) / ||X||_F clear the threshold at all?
+    # If not, the Gram matrix's tight bounds (gram.py, about n^3 flops) must prove the
+    # rank, and the residual (2 n^3) is formed only to prove X accurate.
+    x_fro = math.sqrt(float(sq_norms(x)))
+    proven = 1 / x_fro <= MARGIN * max(atol, rtol * smax_up, n * eps_in * smax_up)
+    if proven and gram.certify_rank(a, *tols) is None:
+        return None
+    work = _eps(a.dtype)
+    verdict = certify(
+        x, a, atol, rtol, eps_in, work_eps=work, s_up=smax_up, w_fro=fro, screen=not proven
+    )
+    if not verdict.accurate:
+        return None  # the residual X A - I does not prove X accurate
+    if verdict.accepted or proven or gram.certify_rank(a, *tols) is not None:
+        return x
+    return None
 
 
 def _qr_inverse(
-    a: np.ndarray, atol: float, rtol: float, *, proven: bool = False
+    a: np.ndarray, atol: float, rtol: float, eps_in: float | None = None, *, proven: bool = False
 ) -> np.ndarray | None:
     """``R^{-1} Q^H`` (tall) or ``Q R^{-H}`` of ``A^H = QR`` (wide), or ``None``; with
     ``proven`` (the Gram certificate holds) no screen nor residual certificate."""
@@ -136,13 +153,19 @@ def _qr_inverse(
             np.conjugate(q, out=q)
         x_f = trsm(1.0, r, q, side=1, lower=0, trans_a=1, overwrite_b=1)
     x = np.ascontiguousarray(x_f) if wide else x_f.T  # A^+ (n x m), C-contiguous
-    if not proven and not _certified(x, a, atol, rtol, fro, smax_up):
+    if not proven and not _certified(x, a, atol, rtol, fro, smax_up, eps_in):
         return None
     return x
 
 
 def _certified(
-    x: np.ndarray, a: np.ndarray, atol: float, rtol: float, fro: float, smax_up: float
+    x: np.ndarray,
+    a: np.ndarray,
+    atol: float,
+    rtol: float,
+    fro: float,
+    smax_up: float,
+    eps_in: float | None = None,
 ) -> bool:
     """The residual certificate of a non-square ``X = A^+`` (``n x m``): the ``k x k``
     product ``X A`` when tall, ``A X`` when wide (by rows of the left factor); the
@@ -153,7 +176,8 @@ def _certified(
         a,
         atol,
         rtol,
-        _eps(a.dtype),
+        _eps(a.dtype) if eps_in is None else eps_in,
+        work_eps=_eps(a.dtype),
         s_up=smax_up,
         w_fro=fro,
         product=(lambda x, w, rows: w[rows] @ x) if wide else (lambda x, w, rows: x[rows] @ w),
@@ -161,22 +185,26 @@ def _certified(
     return bool(verdict.accepted)
 
 
-def _proof(a: np.ndarray, atol: float, rtol: float) -> gram.GramFactor | None:
+def _proof(
+    a: np.ndarray, atol: float, rtol: float, eps_in: float | None = None
+) -> gram.GramFactor | None:
     """The Gram certificate of a non-square ``a`` (``gram.py``), or ``None``."""
     (lange,) = lapack.get_lapack_funcs(("lange",), (a.T,))
-    return gram.certify_rank(a, atol, rtol, *smax_bound(a.T, lange))
+    return gram.certify_rank(a, atol, rtol, *smax_bound(a.T, lange), eps_in)
 
 
-def full_rank_inverse(a: np.ndarray, atol: float, rtol: float) -> np.ndarray | None:
+def full_rank_inverse(
+    a: np.ndarray, atol: float, rtol: float, eps_in: float | None = None
+) -> np.ndarray | None:
     """Certified ``A^+`` of one C-ordered matrix, or ``None``: LU if square; else, when
     the Gram certificate proves the rank (``gram.py``), the normal equations, CholeskyQR2
     or Householder QR by ``kappa``; else Householder QR with the residual certificate."""
     m, n = a.shape
     if m == n:
-        return _lu_inverse(a, atol, rtol)
-    fac = _proof(a, atol, rtol)
+        return _lu_inverse(a, atol, rtol, eps_in)
+    fac = _proof(a, atol, rtol, eps_in)
     if fac is None:
-        return _qr_inverse(a, atol, rtol)
+        return _qr_inverse(a, atol, rtol, eps_in)
     x = gram.gram_inverse(a, fac)
     return x if x is not None else _qr_inverse(a, atol, rtol, proven=True)
 
