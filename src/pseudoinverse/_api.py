@@ -160,8 +160,8 @@ def pinv(
         ``"jacobi"``: compiled batched Jacobi SVD for stacks of small matrices, error
         within 2x of ``numpy.linalg.pinv``'s. ``"batched"``: stacked LU/QR inverses for
         medium matrices, each taken only where an a-posteriori certificate proves
-        every singular value is kept, else the SVD. ``"qr"``: certified LU/QR for one
-        full-rank matrix, ``ValueError`` if it cannot be certified. ``"randomized"``:
+        every singular value is kept, else the SVD. ``"qr"``: certified Householder QR
+        for full-rank matrices, ``ValueError`` if it cannot be certified. ``"randomized"``:
         certified randomized range finder for low-rank matrices, else the SVD.
         ``"auto"`` picks by size and dtype (the rule in ``_methods/__init__.py``);
         whatever it picks, the rank is the SVD rule's. On the portable path (GPU

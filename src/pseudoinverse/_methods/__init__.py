@@ -23,11 +23,13 @@ The ``"auto"`` rule (for NumPy-backed input), by size (``LARGE = svd.LARGE`` on
    every eigenvalue is kept (``cholesky.py``), else the lean
    eigh path (``cholesky.pinv_eigh_one``: same eigenvalues and rank as ``"eigh"``,
    ``X`` by two ``syrk``); small ones ``"eigh"``.
-2. otherwise, large matrices try LU (square) or QR (tall; wide through ``A^H``), taken
-   only when the residual certificate (``certificate.py``) proves every singular
-   value is kept, else ``"svd"``
-   (the certificate needs the factorisation, so the choice happens per matrix inside
-   ``pinv_direct_or_svd``); small ones ``"svd"``.
+2. otherwise, large matrices try LU (square; ``qr.py``) or, non-square, the normal
+   equations, CholeskyQR2 or Householder QR by ``kappa`` (``gram.py``), taken only
+   when a certificate proves every singular value is kept (the residual of
+   ``certificate.py``, or the Gram matrix's shifted Cholesky tests of ``gram.py``),
+   else ``"svd"`` (the certificate needs the factorisation, so the choice happens per
+   matrix inside ``pinv_direct_or_svd``); small ones ``"svd"``. Single precision runs
+   these in float64 (``_certified_or``).
 3. before both: stacks of medium matrices (``batched.supports``: at least 2 matrices,
    ``min(m, n)`` from 8-16 by dtype, ``max(m, n) <= 96``) take ``"batched"`` (a
    certified stacked inverse per matrix, else the SVD/eigh for that matrix); stacks of
@@ -92,7 +94,8 @@ def _certified_or(direct: Callable, fallback: Callable, doc: str) -> NumpyMethod
 pinv_direct_or_svd = _certified_or(
     full_rank_inverse,
     pinv_svd_one,
-    '"auto" for large general matrices: certified LU/QR per matrix, else the SVD.',
+    '"auto" for large general matrices: certified LU, normal equations or QR per matrix, '
+    "else the SVD.",
 )
 pinv_cholesky_or_eigh = _certified_or(
     cholesky_inverse,
