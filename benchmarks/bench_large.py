@@ -11,10 +11,11 @@ Every library runs at one thread by default (threadpoolctl for OpenBLAS/MKL/Open
 alone. Times are medians of ``--repeats`` runs, the libraries interleaved run by run.
 NumPy runs with ``rtol=None`` (the Array API default ``max(m, n) eps``, the rule of
 torch and of ours). ``ratio`` is the faster of NumPy and torch divided by ours (for
-Hermitian rows, NumPy's ``hermitian=True`` path, the issue's target). ``GF/s`` is the
-SVD-equivalent work (``6 m n^2 + 20 n^3`` for the thin SVD, Golub & Van Loan Table
-8.6.1, plus ``2 m n^2`` for the product; ``m >= n``) divided by the time, next to the
-measured dgemm rate of a similar size. The peak-memory rows run each library in a fresh
+Hermitian rows, NumPy's ``hermitian=True`` path, the issue's target). ``%dgemm`` is
+each library's rate as a share of the measured dgemm rate (``2000^2``, or the small
+size): the peers' work is an SVD and a product (``6 m n^2 + 20 n^3`` for the thin SVD,
+Golub & Van Loan Table 8.6.1, plus ``2 m n^2``; ``m >= n``), ours that of the path it
+takes (the ``own`` counts in ``_cases``). The peak-memory rows run each library in a fresh
 process and report ``(VmHWM - VmRSS before the call) / input bytes``.
 
 Benchmark with ``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/...``:
@@ -71,14 +72,35 @@ def _cases(sizes: dict) -> list[dict]:
     sym = (g + g.T) / 2
     pd = g @ g.T / n + 0.1 * np.eye(n)
     rand = rng.standard_normal((n_r, k_r)) @ rng.standard_normal((k_r, n_r))
+    svd_sq = _svd_flops(n, n)
+    # `own`: the flops of the path ours takes (LU 2n^3 + residual 2n^3; Gram + gemm 3pk^2;
+    # wasted LU 2n^3/3 + SVD; eigh 9n^3 (Golub & Van Loan Table 8.6.1 counts 9n^3 for
+    # the symmetric eigenproblem with vectors) + two syrk n^3; Cholesky + potri n^3 +
+    # residual 2n^3; randomized: 2(POWER + 1) + 1 products with the sketch, about 8 n^2 l)
     return [
-        dict(name=f"{n}x{n} full rank", a=g, target=3.0),
-        dict(name=f"{m_w}x{n_w} wide", a=rng.standard_normal((m_w, n_w)), target=2.5),
-        dict(name=f"{m_t}x{n_t} tall", a=rng.standard_normal((m_t, n_t)), target=1.5),
-        dict(name=f"{n}x{n} rank {n // 2} (SVD)", a=lowrank, target=1.0),
-        dict(name=f"{n}x{n} sym. indefinite, herm.", a=sym, herm=True, target=1.0),
-        dict(name=f"{n}x{n} pos. definite, herm.", a=pd, herm=True, target=2.5),
-        dict(name=f"{n_r}x{n_r} rank {k_r}, randomized", a=rand, method="randomized", target=20),
+        dict(name=f"{n}x{n} full rank", a=g, target=3.0, own=4 * n**3),
+        dict(
+            name=f"{m_w}x{n_w} wide",
+            a=rng.standard_normal((m_w, n_w)),
+            target=2.5,
+            own=3 * n_w * m_w**2,
+        ),
+        dict(
+            name=f"{m_t}x{n_t} tall",
+            a=rng.standard_normal((m_t, n_t)),
+            target=1.5,
+            own=3 * m_t * n_t**2,
+        ),
+        dict(name=f"{n}x{n} rank {n // 2} (SVD)", a=lowrank, target=1.0, own=2 * n**3 / 3 + svd_sq),
+        dict(name=f"{n}x{n} sym. indefinite, herm.", a=sym, herm=True, target=1.0, own=10 * n**3),
+        dict(name=f"{n}x{n} pos. definite, herm.", a=pd, herm=True, target=2.5, own=3 * n**3),
+        dict(
+            name=f"{n_r}x{n_r} rank {k_r}, randomized",
+            a=rand,
+            method="randomized",
+            target=20,
+            own=8 * n_r**2 * 2 * k_r,
+        ),
     ]
 
 
@@ -229,7 +251,10 @@ def main() -> None:
     rate = _dgemm_rate(sizes["sq"])
     print(f"# dgemm {sizes['sq']}^2: {rate:.1f} GFLOP/s")
     head = f"{'case':34s} {'numpy':>8s} {'torch':>8s} {'jax':>8s} {'ours':>8s} {'ratio':>6s} "
-    print(head + f"{'target':>6s} {'ours GF/s':>9s} {'%dgemm':>6s} {'err vs numpy':>12s}")
+    print(
+        head + f"{'target':>6s} {'%dgemm: numpy':>13s} {'torch':>6s} {'jax':>6s} {'ours':>6s} "
+        f"{'err vs numpy':>12s}"
+    )
     for case in _cases(sizes):
         if args.only not in case["name"]:
             continue
@@ -237,13 +262,15 @@ def main() -> None:
         herm = case.get("herm", False)
         best = t["numpy"] if herm else min(t["numpy"], t["torch"])
         ratio = best / t["ours"]
-        gf = _svd_flops(*case["a"].shape) / t["ours"] / 1e9
+        svd = _svd_flops(*case["a"].shape) / 1e9  # the peers' work (an SVD and a product)
+        pct = {k: 100 * svd / t[k] / rate for k in ("numpy", "torch", "jax")}
+        pct["ours"] = 100 * case["own"] / 1e9 / t["ours"] / rate  # its own path's work
         err = _error(case, res["ours"], res["numpy"])
         ok = "" if ratio >= case["target"] else " MISSED"
         print(
             f"{case['name']:34s} {t['numpy']:8.3f} {t['torch']:8.3f} {t['jax']:8.3f} "
-            f"{t['ours']:8.3f} {ratio:6.2f} {case['target']:6.1f} {gf:9.1f} "
-            f"{100 * gf / rate:5.0f}% {err:12.1e}{ok}"
+            f"{t['ours']:8.3f} {ratio:6.2f} {case['target']:6.1f} {pct['numpy']:12.0f}% "
+            f"{pct['torch']:5.0f}% {pct['jax']:5.0f}% {pct['ours']:5.0f}% {err:12.1e}{ok}"
         )
     n = sizes["mem"]
     for kind in () if args.no_mem else ("full", "rankdef"):

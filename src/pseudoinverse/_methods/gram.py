@@ -46,6 +46,12 @@ the rigorous ``kappa_2(A) <= K := S / s`` that selects how ``A^+`` is formed:
   sqrt(p k eps + k (k + 1) eps) <= 1`` (their Theorem, checked with ``K``); then
   ``W^+ = Y (Q1^H Q1)^{-1} Q1^H``, accurate to about ``p eps kappa`` like Householder QR.
 - otherwise the rank is proven but ``A^+`` is left to Householder QR (``qr.py``).
+
+Square matrices (``p = k``) use steps 1-4 too: ``qr.py``'s LU path calls
+``certify_rank`` where the residual proves ``X`` accurate but its Frobenius bound
+``(1 - r) / ||X||_F`` is too loose (by up to ``sqrt(n)``) to clear the threshold, as for
+large float32 matrices computed in float64. ``eps`` in step 4 is the input's (the
+precision the SVD path would run in), the ``gamma``'s the work precision's.
 """
 
 from __future__ import annotations

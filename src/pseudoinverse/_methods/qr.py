@@ -153,36 +153,22 @@ def _qr_inverse(
             np.conjugate(q, out=q)
         x_f = trsm(1.0, r, q, side=1, lower=0, trans_a=1, overwrite_b=1)
     x = np.ascontiguousarray(x_f) if wide else x_f.T  # A^+ (n x m), C-contiguous
-    if not proven and not _certified(x, a, atol, rtol, fro, smax_up, eps_in):
-        return None
-    return x
-
-
-def _certified(
-    x: np.ndarray,
-    a: np.ndarray,
-    atol: float,
-    rtol: float,
-    fro: float,
-    smax_up: float,
-    eps_in: float | None = None,
-) -> bool:
-    """The residual certificate of a non-square ``X = A^+`` (``n x m``): the ``k x k``
-    product ``X A`` when tall, ``A X`` when wide (by rows of the left factor); the
-    verdict if accepted, else ``None``."""
-    wide = a.shape[0] < a.shape[1]
+    if proven:
+        return x
+    # the residual certificate of the k x k product X A (tall) or A X (wide), by rows
+    eps = _eps(a.dtype)
     verdict = certify(
         x,
         a,
         atol,
         rtol,
-        _eps(a.dtype) if eps_in is None else eps_in,
-        work_eps=_eps(a.dtype),
+        eps if eps_in is None else eps_in,
+        work_eps=eps,
         s_up=smax_up,
         w_fro=fro,
         product=(lambda x, w, rows: w[rows] @ x) if wide else (lambda x, w, rows: x[rows] @ w),
     )
-    return bool(verdict.accepted)
+    return x if verdict.accepted else None
 
 
 def _proof(
