@@ -12,7 +12,16 @@ import numpy as np
 import pytest
 
 import pseudoinverse as pi
-from pseudoinverse._methods import certificate, cholesky, choose, gram, qr, randomized, svd
+from pseudoinverse._methods import (
+    certificate,
+    cholesky,
+    choose,
+    gram,
+    lean_svd,
+    qr,
+    randomized,
+    svd,
+)
 
 
 def _eps(dtype) -> float:
@@ -359,9 +368,21 @@ def test_randomized_value_near_threshold(above):
 
 
 def test_lean_svd_falls_back_to_gesvd(monkeypatch):
+    """``bdsdc`` failing in ``lean_svd`` (forced: its ``info`` set to 1), then ``gesdd``
+    (forced): ``gesvd`` computes the result, with the rule's rank."""
     a = make(200, 150, rank=100, seed=14)
     real = svd._svd_lapack
     calls = []
+    real_call = lean_svd._call
+
+    def no_bdsdc(name, *args):
+        if name.endswith("bdsdc"):
+            calls.append("bdsdc")
+            args[-1].value = 1  # info > 0: did not converge
+            return
+        real_call(name, *args)
+
+    monkeypatch.setattr(lean_svd, "_call", no_bdsdc)
 
     def flaky(w, driver):
         calls.append(driver)
@@ -371,7 +392,7 @@ def test_lean_svd_falls_back_to_gesvd(monkeypatch):
 
     monkeypatch.setattr(svd, "_svd_lapack", flaky)
     x, r = pi.pinv(a, return_rank=True)
-    assert calls == ["gesdd", "gesvd"]
+    assert calls == ["bdsdc", "gesdd", "gesvd"]
     assert r == 100
     assert rel_err(x, np.linalg.pinv(a, rtol=None)) <= 200 * _eps(a.dtype) * 1e2
 

@@ -20,6 +20,7 @@ from scipy.linalg import lapack
 
 from .._backends import count
 from .._tolerance import threshold
+from . import lean_svd
 
 LARGE = 64  # min(m, n) from which a stack is done matrix by matrix (lean path)
 
@@ -84,13 +85,23 @@ def svd_batch(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def pinv_svd_one(a: np.ndarray, atol: float, rtol: float, index: int = 0) -> tuple[np.ndarray, int]:
     """Lean pseudo-inverse of one C-ordered matrix: ``(X, rank)``, ``X`` C-ordered.
 
-    Memory: one work copy (overwritten by LAPACK), ``U`` and ``V^H`` and ``gesdd``'s
-    workspace (``3 k^2``) during the SVD, then ``X`` written by one ``gemm`` into a
-    preallocated array from the kept columns of ``U`` (scaled in place) and rows of
-    ``V^H``. Wide input is decomposed as ``A^H``.
+    Large real matrices (not much taller than wide, either way) take ``lean_svd.py``:
+    ``gesdd``'s own ``gebrd`` and ``bdsdc``, with only the kept singular vectors formed
+    (the same singular values, so the same rank); where ``bdsdc`` fails, or otherwise,
+    the ``gesdd``/``gesvd`` chain below. Memory: one work copy (overwritten by
+    LAPACK), ``U`` and ``V^H`` and ``gesdd``'s workspace (``3 k^2``) during the SVD,
+    then ``X`` written by one ``gemm`` into a preallocated array from the kept columns
+    of ``U`` (scaled in place) and rows of ``V^H``. Wide input is decomposed as
+    ``A^H``.
     """
     m, n = a.shape
     wide = m < n
+    if min(m, n) >= LARGE and lean_svd.supports(max(m, n), min(m, n), a.dtype):
+        got = lean_svd.pinv_lean(
+            np.array(a.T if wide else a, order="F"), atol, rtol, transpose=wide
+        )
+        if got is not None:
+            return got
     u, s, vh = _svd_one(a.T if wide else a, index, conj=wide and np.iscomplexobj(a))
     tol = threshold(s[:1], np.asarray([atol]), np.asarray([rtol]))[0]
     rank = int(np.count_nonzero(s > tol))
