@@ -294,11 +294,15 @@ def test_hermitian_reads_lower_triangle(n, dtype, rng, spy):
     assert 3 <= fallback_count(spy) <= 3 + np.count_nonzero(near <= band)
     _, re = pinv_eigh(a, np.zeros(count), default_rtol(a))
     assert np.array_equal(rank, re)
-    assert list(rank[-3:]) == [n // 2] * 3 and np.all(rank[:-3] == n)
+    # a Gaussian indefinite member is full rank unless an eigenvalue lies within the
+    # band of the threshold (float32: a few runs in a thousand), where eigh decides
+    clear = near > band
+    assert list(rank[-3:]) == [n // 2] * 3 and np.all(rank[:-3][clear] == n)
     w = wide_dtype(dtype)
     ref = np.linalg.pinv(full.astype(w), hermitian=True, rtol=n * eps(dtype))
     kappa = np.linalg.cond(full[:-3].astype(w))
-    assert (rel_errors(x[:-3], ref[:-3]) / kappa).max() <= 10 * eps(dtype)
+    errors = rel_errors(x[:-3], ref[:-3]) / kappa
+    assert np.max(errors[clear], initial=0.0) <= 10 * eps(dtype)
     np.testing.assert_allclose(x[-3:], ref[-3:], atol=1e4 * n * eps(dtype) * np.abs(ref).max())
     assert_penrose(full, x)
 
