@@ -102,16 +102,17 @@ def _lu_inverse(
     # If not, the Gram matrix's tight bounds (gram.py, about n^3 flops) must prove the
     # rank, and the residual (2 n^3) is formed only to prove X accurate.
     x_fro = math.sqrt(float(sq_norms(x)))
-    proven = 1 / x_fro <= MARGIN * max(atol, rtol * smax_up, n * eps_in * smax_up)
-    if proven and gram.certify_rank(a, *tols) is None:
+    loose = 1 / x_fro <= MARGIN * max(atol, rtol * smax_up, n * eps_in * smax_up)
+    if loose and gram.certify_rank(a, *tols) is None:
         return None
+    # from here on, `loose` means that the Gram bounds have proven the rank
     work = _eps(a.dtype)
     verdict = certify(
-        x, a, atol, rtol, eps_in, work_eps=work, s_up=smax_up, w_fro=fro, screen=not proven
+        x, a, atol, rtol, eps_in, work_eps=work, s_up=smax_up, w_fro=fro, screen=not loose
     )
     if not verdict.accurate:
         return None  # the residual X A - I does not prove X accurate
-    if verdict.accepted or proven or gram.certify_rank(a, *tols) is not None:
+    if verdict.accepted or loose or gram.certify_rank(a, *tols) is not None:
         return x
     return None
 
