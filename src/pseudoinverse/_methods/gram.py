@@ -65,7 +65,7 @@ from scipy.linalg import blas, lapack
 from .certificate import MARGIN, sq_norms
 
 K_NE = 4.0  # the normal equations only where kappa <= K_NE (error within 2 K_NE of the SVD's)
-STEPS = 12  # inverse and power iteration steps for the shifts (estimates only)
+STEPS = 30  # inverse and power iteration steps for the shifts (estimates only)
 TRIES = 3  # shifted Cholesky attempts per bound
 SEED = 20060101  # the iteration's start vectors: results are repeatable
 
