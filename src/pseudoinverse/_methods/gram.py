@@ -112,6 +112,18 @@ def _psd_slack(g: np.ndarray, t: float, sign: float, gamma: float, rnd: float) -
     return (k + 1) * gamma * float(sq_norms(r)) * rnd + 2 * gamma * (big + abs(t))
 
 
+def _proven_bound(
+    g: np.ndarray, est: float, shifts: tuple[float, ...], sign: float, gamma: float, rnd: float
+) -> float | None:
+    """Step 2 at the first shift ``t = shift * est`` it proves: ``lambda_min(g) >= t - e``
+    (``sign = 1``) or ``lambda_max(g) <= t + e`` (``sign = -1``); ``None`` if none does."""
+    for shift in shifts[:TRIES]:
+        e = _psd_slack(g, shift * est, sign, gamma, rnd)
+        if e is not None:
+            return shift * est - sign * e
+    return None
+
+
 def _estimates(g: np.ndarray, r: np.ndarray) -> tuple[float, float]:
     """Rayleigh quotients near ``(lambda_min, lambda_max)`` of ``g = R^H R`` by ``STEPS``
     of inverse and power iteration (estimates: step 2 makes them rigorous)."""
@@ -152,21 +164,14 @@ def certify_rank(
         return None  # G not numerically positive definite: kappa beyond this test's reach
     lo_est, hi_est = _estimates(g, r)
     w_err = p * gamma * (fro * rnd) ** 2  # step 1
-    lam_min = 0.0
-    for shift in (0.8, 0.2, 0.05)[:TRIES]:
-        e = _psd_slack(g, shift * lo_est, 1.0, gamma, rnd)
-        if e is not None:
-            lam_min = shift * lo_est - e - w_err
-            break
-    if not lam_min > 0:
+    lam_lo = _proven_bound(g, lo_est, (0.8, 0.2, 0.05), 1.0, gamma, rnd)
+    if lam_lo is None or not lam_lo - w_err > 0:
         return None
-    s = math.sqrt(lam_min) / rnd
+    s = math.sqrt(lam_lo - w_err) / rnd
     big = min(fro, smax_up) * rnd  # S >= sigma_max from the norms; then step 2's tighter one
-    for shift in (1.25, 2.0, 4.0)[:TRIES]:
-        e = _psd_slack(g, shift * hi_est, -1.0, gamma, rnd)
-        if e is not None:
-            big = min(big, math.sqrt(shift * hi_est + e + w_err) * rnd)
-            break
+    lam_hi = _proven_bound(g, hi_est, (1.25, 2.0, 4.0), -1.0, gamma, rnd)
+    if lam_hi is not None:
+        big = min(big, math.sqrt(lam_hi + w_err) * rnd)
     if not s > MARGIN * max(atol, rtol * big, p * eps_in * big):
         return None  # a singular value may sit near the threshold: the SVD decides
     return GramFactor(r, s, big)

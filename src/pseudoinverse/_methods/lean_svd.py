@@ -27,6 +27,7 @@ from .._tolerance import threshold
 
 _P = ctypes.c_void_p
 _INT_MAX = 2**31 - 1  # cython_lapack's integers are 32-bit
+_int = ctypes.c_int
 
 
 @functools.cache
@@ -53,10 +54,6 @@ def _ptr(x: np.ndarray | ctypes._SimpleCData | bytes) -> ctypes.c_void_p | bytes
 
 def _call(name: str, *args: np.ndarray | ctypes._SimpleCData | bytes) -> None:
     _routine(name)(*(_ptr(a) for a in args))
-
-
-def _int(v: int) -> ctypes.c_int:
-    return ctypes.c_int(v)
 
 
 def supports(m: int, n: int, dtype: np.dtype) -> bool:
