@@ -31,7 +31,10 @@ optional library:
 With ``hermitian=True`` the forward pass reads only the lower triangle (and the real
 part of the diagonal). The wrappers receive ``H = hermitian_from_lower(A)`` computed with
 differentiable operations of the library, so the gradient with respect to the raw
-``A`` lies on the lower triangle, exactly where the forward pass reads.
+``A`` lies on the lower triangle, exactly where the forward pass reads. The wrappers
+receive finite input: the adapters find the NaN/Inf members on the raw ``A`` (the
+Hermitian part would hide a NaN imaginary diagonal), pass zeros in their place and set
+their results to NaN outside the wrappers (``_finite.zero_bad``/``nan_bad``).
 """
 
 from __future__ import annotations
@@ -149,8 +152,9 @@ def _torch_function() -> Any:
 def jax_pinv(a: Any, atol: Any, rtol: Any, *, hermitian: bool, method: str) -> tuple:
     """``(X, rank)`` by the portable core on ``jax.numpy``, a ``jax.custom_jvp``.
 
-    ``atol``/``rtol`` are arrays of the batch shape; their tangents are ignored (the
-    rank decision is a constant). ``hermitian`` and ``method`` are static.
+    ``atol``/``rtol`` are real JAX arrays of the batch shape (possibly traced); their
+    tangents are ignored (the rank decision is a constant: their derivative is zero).
+    ``hermitian`` and ``method`` are static.
     """
     return _jax_function()(hermitian, method, a, atol, rtol)
 

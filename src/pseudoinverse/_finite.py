@@ -1,8 +1,13 @@
 """The ``check_finite`` rule, written once for every namespace.
 
-Only what is read is checked: with ``hermitian=True``, the lower triangle. A matrix with
-NaN or Inf either raises (naming the first such batch index) or, with
+Only what is read is checked: with ``hermitian=True``, the lower triangle, diagonal
+included (a NaN in the imaginary part of a diagonal entry counts, although the Hermitian
+part drops that imaginary part). A matrix with NaN or Inf either raises
+``numpy.linalg.LinAlgError`` (naming the first such batch index) or, with
 ``check_finite=False``, is computed as zeros and its result set to NaN by the caller.
+
+No implicit rank promotion (JAX's ``jax_numpy_rank_promotion="raise"``): every
+elementwise operand has the rank of ``a``.
 """
 
 from __future__ import annotations
@@ -14,12 +19,17 @@ import numpy as np
 
 
 def bad_members(xp: Any, a: Any, hermitian: bool) -> Any:
-    """Boolean array of the batch shape: does each matrix hold NaN/Inf where it is read?"""
+    """Boolean array of the batch shape: does each matrix hold NaN/Inf where it is read?
+
+    Must be given the raw input (before any Hermitian part is taken).
+    """
     finite = xp.isfinite(a)
     if hermitian:  # the strict upper triangle is never read, so never checked
         m, n = a.shape[-2:]
         device = None if xp is np else array_api_compat.device(a)
-        upper = xp.arange(m, device=device)[:, None] < xp.arange(n, device=device)[None, :]
+        rows = xp.reshape(xp.arange(m, device=device), (m, 1))
+        cols = xp.reshape(xp.arange(n, device=device), (1, n))
+        upper = xp.reshape(rows < cols, (1,) * (a.ndim - 2) + (m, n))  # a's rank
         finite = finite | upper
     return ~xp.all(finite, axis=(-2, -1))
 
@@ -31,10 +41,23 @@ def message(index: tuple[int, ...]) -> str:
 
 
 def raise_if_bad(xp: Any, bad: Any) -> None:
-    """Raise ``ValueError`` naming the first bad batch index, if any (one host sync)."""
+    """Raise ``numpy.linalg.LinAlgError`` (a ``ValueError``) naming the first bad batch
+    index, if any (one host sync)."""
     if not bool(xp.any(bad)):
         return
     flat = xp.reshape(xp.astype(bad, xp.int8), (-1,))
     first = int(xp.argmax(flat))
     index = np.unravel_index(first, tuple(bad.shape)) if bad.ndim else ()
-    raise ValueError(message(tuple(int(i) for i in index)))
+    raise np.linalg.LinAlgError(message(tuple(int(i) for i in index)))
+
+
+def zero_bad(xp: Any, a: Any, bad: Any) -> Any:
+    """``a`` with its bad members replaced by zero matrices (differentiable: a ``where``,
+    so no NaN reaches a gradient, and the zero matrix's pseudo-inverse is finite)."""
+    return xp.where(bad[..., None, None], xp.zeros_like(a), a)
+
+
+def nan_bad(xp: Any, x: Any, rank: Any, bad: Any) -> tuple[Any, Any]:
+    """``(x, rank)`` with the bad members' results set to all-NaN and rank 0."""
+    x = xp.where(bad[..., None, None], xp.full_like(x, float("nan")), x)
+    return x, xp.where(bad, xp.zeros_like(rank), rank)

@@ -10,14 +10,34 @@ Defaults (torch.linalg.pinv's documentation, "rtol"):
 * ``rtol=None`` means ``max(m, n) * eps`` where ``atol`` is None or not positive,
   else 0; elementwise when ``atol`` is an array.
 
-``rcond`` is NumPy's positional spelling of ``rtol`` (``numpy.linalg.pinv``).
+``rcond`` is NumPy's positional spelling of ``rtol`` (``numpy.linalg.pinv``); errors
+about it name ``rcond``.
+
+Traced JAX tolerances (a ``jax.core.Tracer`` under ``jax.jit``/``jax.vmap``) have no
+value on the host: their dtype and shape are checked here, the rule is applied with
+``jax.numpy`` operations (so it runs inside the trace) and they are returned as JAX
+arrays; their NaN and negative values are handled by the JAX adapter (``_backends._jax``).
 """
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import numpy as np
+
+
+def is_traced(value: Any) -> bool:
+    """Is ``value`` a JAX tracer (checked without importing JAX)?"""
+    jax = sys.modules.get("jax")
+    return jax is not None and isinstance(value, jax.core.Tracer)
+
+
+def _check_dtype(kind: str, dtype: Any, value: Any, name: str) -> None:
+    if kind == "c":
+        raise ValueError(f"{name} must be real, got a complex value {value!r}")
+    if kind not in "biuf":
+        raise ValueError(f"{name} must be a real number or array, got dtype {dtype}")
 
 
 def _as_real_array(value: Any, name: str) -> np.ndarray:
@@ -30,10 +50,7 @@ def _as_real_array(value: Any, name: str) -> np.ndarray:
         raise TypeError(
             f"{name} must be a real number or array, got {type(value).__name__}"
         ) from err
-    if arr.dtype.kind == "c":
-        raise ValueError(f"{name} must be real, got a complex value {value!r}")
-    if arr.dtype.kind not in "biuf":
-        raise ValueError(f"{name} must be a real number or array, got dtype {arr.dtype}")
+    _check_dtype(arr.dtype.kind, arr.dtype, value, name)
     arr = arr.astype(np.float64)
     if np.isnan(arr).any():
         raise ValueError(f"{name} must not be NaN, got {value!r}")
@@ -42,17 +59,32 @@ def _as_real_array(value: Any, name: str) -> np.ndarray:
     return arr
 
 
-def _fit_batch(arr: np.ndarray, name: str, batch_shape: tuple[int, ...]) -> np.ndarray:
+def _as_traced_array(value: Any, name: str) -> Any:
+    """A traced tolerance as a JAX array of the default float dtype; only its dtype can
+    be checked (its values exist only when the traced computation runs)."""
+    import jax.numpy as jnp
+
+    _check_dtype(np.dtype(value.dtype).kind, value.dtype, value, name)
+    # float64 under jax_enable_x64, else float32: the adapter casts to the input's precision
+    return jnp.asarray(value, dtype=jnp.result_type(float))
+
+
+def _fit_batch(arr: Any, name: str, batch_shape: tuple[int, ...]) -> Any:
+    """``arr`` broadcast to exactly ``batch_shape`` (NumPy or JAX alike)."""
     try:
-        shape = np.broadcast_shapes(arr.shape, batch_shape)
+        shape = np.broadcast_shapes(tuple(arr.shape), batch_shape)
     except ValueError:
         shape = None
     if shape != tuple(batch_shape):
         raise ValueError(
-            f"{name} of shape {arr.shape} does not broadcast to the batch shape "
+            f"{name} of shape {tuple(arr.shape)} does not broadcast to the batch shape "
             f"{tuple(batch_shape)} (a tolerance may not enlarge the result's shape)"
         )
-    return np.broadcast_to(arr, batch_shape)
+    if isinstance(arr, np.ndarray):
+        return np.broadcast_to(arr, batch_shape)
+    import jax.numpy as jnp
+
+    return jnp.broadcast_to(arr, batch_shape)
 
 
 def resolve(
@@ -64,26 +96,52 @@ def resolve(
     m: int,
     n: int,
     batch_shape: tuple[int, ...],
-) -> tuple[np.ndarray, np.ndarray]:
-    """Validate the user's tolerances and return ``(atol, rtol)`` as float64 arrays.
+) -> tuple[Any, Any]:
+    """Validate the user's tolerances and return ``(atol, rtol)`` of exactly ``batch_shape``.
 
-    Both results have exactly ``batch_shape``. ``eps`` is the machine epsilon of the
-    input's real dtype (float16's for float16 input, although it is computed in
-    float32: the data are only that precise).
+    Both are float64 NumPy arrays, unless one of the tolerances is a traced JAX value:
+    then both are JAX arrays (of JAX's default float dtype) computed inside the trace,
+    whose NaN or negative entries are not rejected (``_backends._jax`` documents what
+    they do). ``eps`` is the machine epsilon of the input's real dtype (float16's for
+    float16 input, although it is computed in float32: the data are only that precise).
+    Errors about ``rtol`` name ``rcond`` when the user passed ``rcond``.
     """
     if rcond is not None and rtol is not None:
         raise TypeError("pinv got both rcond and rtol; rcond is an alias of rtol, pass one")
+    rtol_name = "rtol"
     if rcond is not None:
-        rtol = rcond
+        rtol, rtol_name = rcond, "rcond"
+    if is_traced(atol) or is_traced(rtol):
+        return _resolve_traced(atol, rtol, rtol_name, eps * max(m, n), batch_shape)
     atol_arr = np.zeros(()) if atol is None else _as_real_array(atol, "atol")
     atol_arr = _fit_batch(atol_arr, "atol", batch_shape)
     if rtol is None:
         # torch.linalg.pinv: rtol = eps * max(m, n) unless atol > 0, then 0 (elementwise).
-        default = eps * max(m, n)
-        rtol_arr = np.where(atol_arr > 0, 0.0, default)
+        rtol_arr = np.where(atol_arr > 0, 0.0, eps * max(m, n))
     else:
-        rtol_arr = _fit_batch(_as_real_array(rtol, "rtol"), "rtol", batch_shape)
+        rtol_arr = _fit_batch(_as_real_array(rtol, rtol_name), rtol_name, batch_shape)
     return np.array(atol_arr, dtype=np.float64), np.array(rtol_arr, dtype=np.float64)
+
+
+def _resolve_traced(
+    atol: Any, rtol: Any, rtol_name: str, default: float, batch_shape: tuple[int, ...]
+) -> tuple[Any, Any]:
+    """:func:`resolve` in ``jax.numpy`` operations, for traced tolerances."""
+    import jax.numpy as jnp
+
+    def fit(value: Any, name: str) -> Any:
+        if is_traced(value):
+            arr = _as_traced_array(value, name)
+        else:  # a concrete companion of a traced tolerance: checked on the host
+            arr = jnp.asarray(_as_real_array(value, name), dtype=jnp.result_type(float))
+        return _fit_batch(arr, name, batch_shape)
+
+    atol_arr = fit(0.0 if atol is None else atol, "atol")
+    if rtol is None:  # the same default as resolve's, elementwise inside the trace
+        rtol_arr = jnp.where(atol_arr > 0, 0.0, default).astype(atol_arr.dtype)
+    else:
+        rtol_arr = fit(rtol, rtol_name)
+    return atol_arr, rtol_arr
 
 
 def threshold(smax: np.ndarray, atol: np.ndarray, rtol: np.ndarray) -> np.ndarray:

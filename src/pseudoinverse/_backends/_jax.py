@@ -2,14 +2,30 @@
 
 The computation is a ``jax.custom_jvp`` with the Golub–Pereyra formula
 (``_autodiff``), so ``jax.jit``, ``jax.vmap``, ``jax.grad``, ``jax.jvp``,
-``jax.jacfwd`` and ``jax.jacrev`` work; tolerances are constants, ``hermitian`` and
-``method`` static.
+``jax.jacfwd`` and ``jax.jacrev`` work; ``hermitian`` and ``method`` are static.
 
 Under a transformation that traces (``jit``, ``vmap``, ...) the values of ``A`` cannot
-be inspected, so ``check_finite=True`` cannot raise: a matrix holding NaN or Inf gets
-an all-NaN pseudo-inverse, the ``check_finite=False`` behaviour. Tolerances must be
-Python numbers or concrete arrays (traced tolerances are not supported: the tolerance
-rule is resolved on the host).
+be inspected, so ``check_finite=True`` cannot raise: a matrix holding NaN or Inf where it
+is read gets an all-NaN pseudo-inverse and rank 0, the ``check_finite=False`` behaviour.
+The bad members are found on the raw input, inside the traced computation, before the
+Hermitian part is taken (which would drop a NaN imaginary part of the diagonal), and are
+computed as zero matrices, so gradients at the other members stay finite.
+
+Tolerances may be traced too (``jax.jit(lambda a, r: pinv(a, rtol=r))``, or batched by
+``jax.vmap``), as ``jnp.linalg.pinv`` allows: the default ``rtol`` rule and
+``tol = max(atol, rtol * sigma_max)`` then run inside the trace (``_tolerance.resolve``).
+Their dtype and shape are still checked, but their values cannot be, so instead of a
+``ValueError``:
+
+* a negative traced ``atol``/``rtol`` acts as 0 (so a negative ``atol`` with the default
+  ``rtol`` gets ``max(m, n) * eps``, as ``atol=0`` does);
+* a NaN traced ``atol``/``rtol`` gives the matrices it applies to an all-NaN
+  pseudo-inverse and rank 0 (NaN in, NaN out, as for NaN data).
+
+Tolerances are not differentiated: their derivative is zero (the rank decision is a
+constant).
+
+No implicit rank promotion: the path runs under ``jax_numpy_rank_promotion="raise"``.
 """
 
 from __future__ import annotations
@@ -19,7 +35,6 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from .. import _finite
 
@@ -30,14 +45,16 @@ def _traced(a: Any) -> bool:
 
 def compute(
     a: Any,
-    atol: np.ndarray,
-    rtol: np.ndarray,
+    atol: Any,
+    rtol: Any,
     *,
     dtype: Any,
     hermitian: bool,
     method: str,
     check_finite: bool,
 ) -> tuple:
+    """``(X, rank)`` for a JAX array; ``atol``/``rtol`` are NumPy or JAX (possibly traced)
+    real arrays of the batch shape, from ``_tolerance.resolve``."""
     if check_finite and not _traced(a):
         _finite.raise_if_bad(jnp, _finite.bad_members(jnp, a, hermitian))
     real = jnp.finfo(dtype).dtype  # float32 for complex64, float64 for complex128
@@ -54,6 +71,13 @@ def _compiled(a: Any, atol: Any, rtol: Any, *, dtype: Any, hermitian: bool, meth
     from .._methods.eigh import hermitian_from_lower as hermitian_part
 
     a = a.astype(dtype)  # differentiable: float16/bfloat16 gradients come back in theirs
+    # On the raw input (see the module docstring); a NaN tolerance only arises traced.
+    bad = _finite.bad_members(jnp, a, hermitian) | jnp.isnan(atol) | jnp.isnan(rtol)
+    a = _finite.zero_bad(jnp, a, bad)
+    # Concrete tolerances are >= 0 already; a traced negative one acts as 0.
+    atol = jnp.where(atol > 0, atol, 0.0)
+    rtol = jnp.where(rtol > 0, rtol, 0.0)
     if hermitian:
         a = hermitian_part(jnp, a)
-    return jax_pinv(a, atol, rtol, hermitian=hermitian, method=method)
+    x, rank = jax_pinv(a, atol, rtol, hermitian=hermitian, method=method)
+    return _finite.nan_bad(jnp, x, rank, bad)

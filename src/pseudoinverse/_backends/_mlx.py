@@ -12,6 +12,12 @@ Golub–Pereyra formula in MLX operations (``_autodiff``), so ``mx.grad``, ``mx.
 ``mx.jvp`` and ``mx.vmap`` work (``mlx.core.linalg.pinv`` cannot be differentiated).
 ``mx.compile`` cannot trace it: the forward pass reads the values through NumPy.
 
+NaN/Inf: the bad members are found on the raw input in MLX operations (with
+``hermitian=True``: NaN/Inf in the lower triangle, a NaN imaginary part of the diagonal
+included, as on the NumPy path), computed as zero matrices and their results set to NaN
+with ``mx.where``, so gradients at the other members stay finite. ``check_finite=True``
+raises on concrete arrays; under ``mx.vmap``/``mx.compile`` the bad members get NaN.
+
 ``stream``: MLX's SVD and eigensolver have no GPU kernels, and MLX's GPU has no
 float64, so the forward pass always runs on the CPU; the derivative's matrix products
 and the dtype conversions run on ``stream`` when it is a CPU stream or an available GPU
@@ -24,6 +30,8 @@ from typing import Any
 
 import mlx.core as mx
 import numpy as np
+
+from .. import _finite
 
 # MLX compute dtype -> NumPy dtype (MLX has no complex128; bfloat16 has no NumPy twin).
 _TO_NP = {mx.float32: np.float32, mx.float64: np.float64, mx.complex64: np.complex64}
@@ -72,6 +80,26 @@ def _hermitian_part(a: Any) -> Any:
         upper = mx.conjugate(upper)
         diag = mx.real(diag).astype(a.dtype)
     return strict + upper + diag
+
+
+def _bad_members(a: Any, hermitian: bool) -> Any:
+    """``_finite.bad_members`` in MLX operations: NaN/Inf where read (with
+    ``hermitian``, the lower triangle and the whole diagonal entry, imaginary part too)."""
+    finite = mx.isfinite(a)
+    if hermitian:  # the strict upper triangle is never read
+        index = mx.arange(a.shape[-1])
+        finite = finite | (index[:, None] < index[None, :])
+    return ~mx.all(finite, axis=(-2, -1))
+
+
+def _raise_if_bad(bad: Any) -> None:
+    """``_finite.raise_if_bad`` on ``bad``'s values; a placeholder (under ``mx.vmap`` or
+    ``mx.compile``) has none, so there the bad members get NaN instead of raising."""
+    try:
+        values = np.array(bad, copy=False)
+    except ValueError:  # a placeholder: it cannot be evaluated while tracing
+        return
+    _finite.raise_if_bad(np, values)
 
 
 def _traced(a: Any, atol: np.ndarray, rtol: np.ndarray, hermitian: bool) -> tuple[Any, Any]:
@@ -151,10 +179,20 @@ def pinv(
         rank = mx.zeros(tuple(batch), dtype=mx.int64)
     else:
         a = A.astype(dtype, stream=ops) if A.dtype != dtype else A
-        if hermitian:
-            with mx.stream(ops):
+        with mx.stream(ops):
+            # On the raw input: the Hermitian part drops a NaN imaginary diagonal.
+            bad = _bad_members(a, hermitian)
+        if check_finite:
+            _raise_if_bad(bad)
+        with mx.stream(ops):
+            a = mx.where(bad[..., None, None], mx.zeros_like(a), a)  # gradients stay finite
+            if hermitian:
                 a = _hermitian_part(a)
         x, rank = mlx_pinv(a, forward, ops)
+        with mx.stream(ops):
+            # mx.full, not a scalar NaN: mx.compile fails to generate a complex NaN literal
+            x = mx.where(bad[..., None, None], mx.full(x.shape, np.nan, dtype=x.dtype), x)
+            rank = mx.where(bad, mx.zeros_like(rank), rank)
         if x.dtype != result_dtype:
             x = x.astype(result_dtype, stream=ops)
     if out is not None:

@@ -9,7 +9,11 @@ Golub–Pereyra formula (``_autodiff``): backward, double backward, forward mode
 
 Inside ``torch.func.vmap`` the values cannot be inspected, so ``check_finite`` cannot
 raise there: a matrix holding NaN or Inf gets an all-NaN result (the
-``check_finite=False`` behaviour).
+``check_finite=False`` behaviour). On the torch-operations path the bad members are
+found on the raw input (before the Hermitian part, which drops the imaginary part of the
+diagonal: a NaN there still makes the matrix bad, as on the NumPy path), computed as
+zero matrices and their results set to NaN with ``where``, so the gradient at the other
+members stays finite.
 """
 
 from __future__ import annotations
@@ -73,9 +77,13 @@ def compute(
     from .._autodiff import torch_pinv
     from .._methods.eigh import hermitian_from_lower as hermitian_part
 
+    # On the raw input: the Hermitian part would drop a NaN imaginary part of the diagonal.
+    bad = _finite.bad_members(xp, a, hermitian)
     if check_finite and not _transformed(a):  # one device sync, as any raising check needs
-        _finite.raise_if_bad(xp, _finite.bad_members(xp, a, hermitian))
+        _finite.raise_if_bad(xp, bad)
     a = a.to(dtype)  # differentiable: float16/bfloat16 gradients flow back in their dtype
+    a = _finite.zero_bad(xp, a, bad)  # a where: the gradient at good members stays finite
     if hermitian:
         a = hermitian_part(xp, a)
-    return torch_pinv(a, atol, rtol, hermitian=hermitian, method=method)
+    x, rank = torch_pinv(a, atol, rtol, hermitian=hermitian, method=method)
+    return _finite.nan_bad(xp, x, rank, bad)
