@@ -173,3 +173,246 @@ def test_float32_gradients():
 def test_out_is_rejected():
     with pytest.raises(ValueError, match="immutable"):
         pi.pinv(jnp.eye(2), out=jnp.zeros((2, 2)))
+
+
+# ------------------------------------------------- non-finite members, empty input
+
+
+def hermitian_stack(n=3, batch=4, seed=20):
+    """Complex Hermitian, well-conditioned, full rank (positive definite)."""
+    b = randn((batch, n, n), jnp.complex128, seed)
+    return b @ jnp.conj(jnp.swapaxes(b, -1, -2)) + n * jnp.eye(n)
+
+
+def test_hermitian_nan_imaginary_diagonal_makes_the_member_bad():
+    """A NaN in the imaginary part of a diagonal entry is a NaN where the matrix is read:
+    that member's result is NaN (rank 0), as on the NumPy path, under every transform;
+    the Hermitian part's real diagonal must not hide it."""
+    h = hermitian_stack()
+    bad = h.at[1, 0, 0].set(complex(1, np.nan))
+    ref = jnp.linalg.pinv(h, hermitian=True)  # the good members' live reference
+    np_x, np_rank = pi.pinv(np.asarray(bad), hermitian=True, check_finite=False, return_rank=True)
+    assert np.isnan(np_x[1]).all() and np_rank.tolist() == [3, 0, 3, 3]
+
+    def f(t):
+        return pi.pinv(t, hermitian=True, check_finite=False, return_rank=True)
+
+    for x, rank in (f(bad), jax.jit(f)(bad), jax.vmap(f)(bad)):
+        assert jnp.isnan(x[1]).all() and rank.tolist() == [3, 0, 3, 3]
+        np.testing.assert_allclose(x[jnp.array([0, 2, 3])], ref[jnp.array([0, 2, 3])], atol=1e-12)
+        np.testing.assert_allclose(x, np_x, atol=1e-12)
+    one = jnp.asarray([[complex(1, np.nan)]])
+    assert jnp.isnan(pi.pinv(one, hermitian=True, check_finite=False)).all()
+    assert jnp.isnan(jax.jit(lambda t: pi.pinv(t, hermitian=True))(one)).all()
+    with pytest.raises(np.linalg.LinAlgError, match=r"batch index \(1,\)"):
+        pi.pinv(bad, hermitian=True)
+    # the gradient at the good members is finite and that of the stack without the bad one
+    w = randn((4, 3, 3), jnp.complex128, seed=21).at[1].set(0)
+
+    def loss(t):
+        return jnp.sum(jnp.real(jnp.where(w != 0, pi.pinv(t, hermitian=True) * w, 0)))
+
+    g = jax.grad(loss)(bad)
+    assert jnp.isfinite(g).all() and not jnp.any(g[1])
+    good = jnp.array([0, 2, 3])
+    g_good = jax.grad(lambda t: loss(bad.at[good].set(t)))(bad[good])
+    np.testing.assert_allclose(g[good], g_good, atol=1e-12)
+
+
+@pytest.mark.parametrize("hermitian", [False, True])
+def test_check_finite_false_matches_numpy_path(hermitian):
+    """NaN in member 0 and Inf in member 3: NaN results and rank 0 exactly there; the
+    others equal jnp.linalg.pinv and the NumPy path, eager, jitted and vmapped."""
+    a = np.array(hermitian_stack(batch=5, seed=22))
+    a[0, 2, 1] = np.nan
+    a[3, 1, 1] = np.inf
+    np_x, np_rank = pi.pinv(a, hermitian=hermitian, check_finite=False, return_rank=True)
+    assert np_rank.tolist() == [0, 3, 3, 0, 3]
+    with pytest.raises(np.linalg.LinAlgError, match=r"batch index \(0,\)") as np_err:
+        pi.pinv(a, hermitian=hermitian)
+    ref = jnp.linalg.pinv(jnp.asarray(a[[1, 2, 4]]), hermitian=hermitian)
+
+    def f(t):
+        return pi.pinv(t, hermitian=hermitian, check_finite=False, return_rank=True)
+
+    aj = jnp.asarray(a)
+    for x, rank in (f(aj), jax.jit(f)(aj), jax.vmap(f)(aj)):
+        assert rank.tolist() == np_rank.tolist()
+        assert jnp.isnan(x[jnp.array([0, 3])]).all()
+        np.testing.assert_allclose(x[jnp.array([1, 2, 4])], ref, atol=1e-12)
+        np.testing.assert_allclose(x, np_x, atol=1e-12)
+    with pytest.raises(np.linalg.LinAlgError) as err:
+        pi.pinv(aj, hermitian=hermitian)
+    assert str(err.value) == str(np_err.value)
+
+
+@pytest.mark.parametrize("shape", [(0, 3), (3, 0), (0, 0), (2, 0, 3), (0, 3, 3), (2, 3, 0)])
+@pytest.mark.parametrize("dtype", [np.float32, np.complex128, np.int32])
+def test_empty_matches_numpy_path(shape, dtype):
+    a = np.zeros(shape, dtype=dtype)
+    np_x, np_rank = pi.pinv(a, return_rank=True, check_finite=False)
+    x, rank = pi.pinv(jnp.asarray(a), return_rank=True, check_finite=False)
+    ref = jnp.linalg.pinv(jnp.asarray(a, dtype=x.dtype))
+    assert x.shape == np_x.shape == ref.shape
+    assert x.dtype == jnp.asarray(np_x).dtype  # NumPy's float64 for int32 (x64 is on)
+    assert np.shape(rank) == np.shape(np_rank) and np.all(np.asarray(rank) == np_rank)
+    xj = jax.jit(lambda t: pi.pinv(t, check_finite=False))(jnp.asarray(a))
+    assert xj.shape == np_x.shape
+
+
+# ------------------------------------------------------------ traced tolerances
+
+
+def spectrum_matrix(batch=(), m=5, n=4, seed=30):
+    """Singular values 1, 1e-2, 1e-4, 1e-6 (well separated from the test tolerances)."""
+    rng = np.random.default_rng(seed)
+    u, _ = np.linalg.qr(rng.standard_normal((*batch, m, n)))
+    v, _ = np.linalg.qr(rng.standard_normal((*batch, n, n)))
+    s = np.array([1.0, 1e-2, 1e-4, 1e-6])
+    return jnp.asarray((u * s[..., None, :]) @ np.swapaxes(v, -1, -2))
+
+
+def live_rank(a, rtol):
+    return jnp.linalg.matrix_rank(a, rtol=rtol)  # sigma > rtol * sigma_max, as pinv keeps
+
+
+def test_traced_rtol_under_jit_and_vmap():
+    a = spectrum_matrix()
+    stack = spectrum_matrix((3,), seed=31)
+    rtols = jnp.array([3e-1, 3e-3, 3e-7])
+    f = jax.jit(lambda t, r: pi.pinv(t, rtol=r, return_rank=True))
+    for r in (3e-1, 3e-3, 3e-5, 3e-7):
+        x, rank = f(a, r)
+        np.testing.assert_allclose(x, jnp.linalg.pinv(a, rtol=r), rtol=1e-9, atol=1e-9)
+        assert int(rank) == int(live_rank(a, r))
+    ref = jax.vmap(lambda t, r: jnp.linalg.pinv(t, rtol=r))(stack, rtols)
+    ref_rank = jax.vmap(live_rank)(stack, rtols)
+    assert ref_rank.tolist() == [1, 2, 4]
+    for g in (
+        jax.vmap(lambda t, r: pi.pinv(t, rtol=r, return_rank=True)),
+        jax.jit(jax.vmap(lambda t, r: pi.pinv(t, rtol=r, return_rank=True))),
+        jax.jit(lambda t, r: pi.pinv(t, rtol=r, return_rank=True)),  # a traced array of (3,)
+    ):
+        x, rank = g(stack, rtols)
+        np.testing.assert_allclose(x, ref, rtol=1e-9, atol=1e-9)
+        assert rank.tolist() == ref_rank.tolist()
+    # rcond positional, batched and unbatched (vmap's in_axes), and one matrix, many rtols
+    np.testing.assert_allclose(jax.vmap(pi.pinv, in_axes=(0, 0))(stack, rtols), ref, atol=1e-9)
+    np.testing.assert_allclose(
+        jax.vmap(pi.pinv, in_axes=(0, None))(stack, 3e-3),
+        jnp.linalg.pinv(stack, rtol=3e-3),
+        atol=1e-9,
+    )
+    np.testing.assert_allclose(
+        jax.vmap(lambda r: pi.pinv(a, rtol=r), in_axes=0)(rtols),
+        jax.vmap(lambda r: jnp.linalg.pinv(a, rtol=r))(rtols),
+        atol=1e-9,
+    )
+
+
+def test_traced_atol_under_jit_and_vmap():
+    """atol = t is the threshold t: jnp.linalg.pinv's rtol = t / sigma_max (here 1)."""
+    stack = spectrum_matrix((3,), seed=32)
+    atols = jnp.array([3e-1, 3e-3, 0.0])
+    ref = jax.vmap(lambda t, r: jnp.linalg.pinv(t, rtol=r))(stack, atols)
+    for g in (
+        jax.vmap(lambda t, r: pi.pinv(t, atol=r, return_rank=True)),
+        jax.jit(lambda t, r: pi.pinv(t, atol=r, return_rank=True)),
+    ):
+        x, rank = g(stack, atols)
+        # atol 0 (not positive): the default rtol max(m, n) * eps applies, all kept
+        assert rank.tolist() == [1, 2, 4]
+        np.testing.assert_allclose(x, ref, rtol=1e-9, atol=1e-9)
+    # the default rtol is the traced atol's elementwise rule: 0 where atol > 0
+    x, rank = jax.jit(lambda t, r: pi.pinv(t, atol=r, return_rank=True))(stack, atols * 1e-20)
+    assert rank.tolist() == [4, 4, 4]  # atol 3e-21: rtol 0, the 1e-6 value kept
+    concrete = pi.pinv(stack, atol=np.asarray(atols), rtol=1e-5, return_rank=True)
+    traced = jax.jit(lambda t, a, r: pi.pinv(t, atol=a, rtol=r, return_rank=True))
+    x, rank = traced(stack, atols, 1e-5)
+    assert rank.tolist() == concrete.rank.tolist() == [1, 2, 3]
+    np.testing.assert_allclose(x, concrete.pinv, atol=1e-12)
+
+
+def test_traced_tolerance_values_that_cannot_be_checked():
+    """Documented in _backends/_jax.py: negative acts as 0, NaN gives a NaN result."""
+    stack = spectrum_matrix((3,), seed=33)
+    f = jax.jit(lambda t, a, r: pi.pinv(t, atol=a, rtol=r, return_rank=True))
+    x, rank = f(stack, jnp.array([-1.0, 0.0, 0.0]), jnp.array([1e-3, -1.0, jnp.nan]))
+    ref = pi.pinv(stack, atol=0.0, rtol=np.array([1e-3, 0.0, 0.0]), return_rank=True)
+    assert rank.tolist() == [2, 4, 0]
+    np.testing.assert_allclose(x[:2], ref.pinv[:2], atol=1e-12)
+    assert jnp.isnan(x[2]).all()
+    x, rank = jax.jit(lambda t, a: pi.pinv(t, atol=a, return_rank=True))(stack[0], -1.0)
+    assert int(rank) == 4  # negative atol: as atol=0, so the default rtol applies
+    # dtype and shape are still checked while tracing
+    with pytest.raises(ValueError, match="rcond must be real"):
+        jax.jit(lambda t, r: pi.pinv(t, r))(stack, 1j)
+    with pytest.raises(ValueError, match=r"atol of shape \(4,\) does not broadcast"):
+        jax.jit(lambda t, r: pi.pinv(t, atol=r))(stack, jnp.ones(4))
+    with pytest.raises(TypeError, match="rcond and rtol"):
+        jax.jit(lambda t, r: pi.pinv(t, r, rtol=r))(stack, 1.0)
+
+
+def test_grad_with_traced_tolerance():
+    """The tolerance is not differentiated (zero derivative); A's gradient is jnp's."""
+    a = spectrum_matrix(seed=34)
+
+    def loss(f):
+        return lambda t, r: jnp.sum(jnp.sin(f(t, rtol=r)))
+
+    for r in (3e-3, 3e-7):
+        g, gr = jax.jit(jax.grad(loss(pi.pinv), argnums=(0, 1)))(a, r)
+        ref = jax.grad(loss(jnp.linalg.pinv))(a, r)
+        np.testing.assert_allclose(g, ref, rtol=1e-6, atol=1e-6 * float(jnp.abs(ref).max()))
+        assert float(gr) == 0.0
+    stack = spectrum_matrix((2,), seed=35)
+    rtols = jnp.array([3e-3, 3e-7])
+    g = jax.vmap(jax.grad(loss(pi.pinv)))(stack, rtols)
+    ref = jax.vmap(jax.grad(loss(jnp.linalg.pinv)))(stack, rtols)
+    np.testing.assert_allclose(g, ref, rtol=1e-6, atol=1e-6 * float(jnp.abs(ref).max()))
+    _, tangent = jax.jvp(lambda t: pi.pinv(t, rtol=rtols), (stack,), (stack,))
+    _, ref = jax.jvp(lambda t: jax.vmap(jnp.linalg.pinv)(t, rtols), (stack,), (stack,))
+    np.testing.assert_allclose(tangent, ref, rtol=1e-6, atol=1e-6 * float(jnp.abs(ref).max()))
+
+
+# ------------------------------------------------------------------ rank promotion
+
+
+def test_no_implicit_rank_promotion():
+    """JAX's own test suite sets jax_numpy_rank_promotion="raise": the whole JAX path,
+    batched and Hermitian, under every transformation and with traced tolerances."""
+    before = jax.config.jax_numpy_rank_promotion
+    # shapes of their own, so that no trace cached by another test is reused
+    a = randn((2, 3, 6, 5), seed=40)
+    h = hermitian_stack(n=5, batch=3, seed=41).at[1, 0, 0].set(complex(1, np.nan))
+    rtols = jnp.array([1e-3, 1e-9, 0.0])
+    with jax.numpy_rank_promotion("raise"):
+        x = pi.pinv(a)
+        np.testing.assert_allclose(x, jnp.linalg.pinv(a), atol=1e-10)
+        for f in (jax.jit(pi.pinv), jax.vmap(pi.pinv), jax.vmap(jax.vmap(pi.pinv))):
+            np.testing.assert_allclose(f(a), x, atol=1e-12)
+
+        def herm(t):
+            return pi.pinv(t, hermitian=True, check_finite=False, return_rank=True)
+
+        for g in (herm, jax.jit(herm), jax.vmap(herm)):
+            hx, rank = g(h)
+            assert rank.tolist() == [5, 0, 5] and jnp.isnan(hx[1]).all()
+        hx = jax.jit(lambda t: pi.pinv(t, hermitian=True))(h[jnp.array([0, 2])])
+        ref = jnp.linalg.pinv(h[jnp.array([0, 2])], hermitian=True)
+        np.testing.assert_allclose(hx, ref, atol=1e-10)
+        grad = jax.grad(lambda t: jnp.sum(jnp.real(pi.pinv(t, hermitian=True))))(h[0])
+        assert jnp.isfinite(grad).all()
+        g = jax.grad(lambda t: jnp.sum(jnp.sin(pi.pinv(t))))(a)
+        np.testing.assert_allclose(
+            g, jax.grad(lambda t: jnp.sum(jnp.sin(jnp.linalg.pinv(t))))(a), atol=1e-8
+        )
+        jax.jit(jax.vmap(jax.grad(lambda t: jnp.sum(pi.pinv(t)))))(a)
+        _, tangent = jax.jvp(pi.pinv, (a,), (a,))
+        _, ref = jax.jvp(jnp.linalg.pinv, (a,), (a,))
+        np.testing.assert_allclose(tangent, ref, atol=1e-8)
+        x, rank = jax.jit(lambda t, r: pi.pinv(t[0], rtol=r, return_rank=True))(a, rtols)
+        assert rank.shape == (3,)
+        jax.vmap(lambda t, r: pi.pinv(t, atol=r, hermitian=True))(h, rtols)
+        jax.jit(lambda t, r: pi.pinv(t, atol=r))(a, 1e-3)
+    assert jax.config.jax_numpy_rank_promotion == before
