@@ -312,3 +312,87 @@ def test_fast_path_is_numpy_and_zero_copy(monkeypatch):
     assert len(calls) == 1 and np.shares_memory(calls[0], t.numpy())
     pi.pinv(t.clone().requires_grad_())  # needs grad: the torch path
     assert len(calls) == 1
+
+
+# ------------------------------------------------- non-finite members, empty input
+
+
+def hermitian_stack(n=3, batch=4, seed=40):
+    """Complex Hermitian, well-conditioned, full rank (positive definite)."""
+    b = randn((batch, n, n), torch.complex128, seed)
+    return b @ b.mH + n * torch.eye(n, dtype=torch.complex128)
+
+
+@pytest.mark.filterwarnings("ignore:There is a performance drop:UserWarning")  # vmap of conj
+@pytest.mark.parametrize("grad", [False, True], ids=["nograd", "grad"])
+def test_hermitian_nan_imaginary_diagonal_makes_the_member_bad(path, grad):
+    """A NaN in the imaginary part of a diagonal entry is a NaN where the matrix is read:
+    that member's result is NaN (rank 0), as on the NumPy path; the Hermitian part's real
+    diagonal must not hide it (it did on the differentiable path)."""
+    h = hermitian_stack()
+    bad = h.clone()
+    bad[1, 0, 0] = complex(1, float("nan"))
+    np_x, np_rank = pi.pinv(bad.numpy(), hermitian=True, check_finite=False, return_rank=True)
+    assert np.isnan(np_x[1]).all() and np_rank.tolist() == [3, 0, 3, 3]
+    good = [0, 2, 3]
+    ref = torch.linalg.pinv(h[good], hermitian=True)
+    t = bad.clone().requires_grad_(grad)
+    x, rank = pi.pinv(t, hermitian=True, check_finite=False, return_rank=True)
+    assert torch.isnan(x[1]).all() and rank.tolist() == [3, 0, 3, 3]
+    torch.testing.assert_close(x[good], ref)
+    np.testing.assert_allclose(x.detach().numpy(), np_x, atol=1e-12)
+    one = torch.tensor([[complex(1, float("nan"))]], requires_grad=grad)
+    assert torch.isnan(pi.pinv(one, hermitian=True, check_finite=False)).all()
+    with pytest.raises(np.linalg.LinAlgError, match=r"batch index \(1,\)"):
+        pi.pinv(t, hermitian=True)
+    if grad:  # finite at the good members, and theirs alone
+        w = randn((4, 3, 3), torch.complex128, seed=41)
+        w[1] = 0
+        (g,) = torch.autograd.grad((x[good] * w[good]).real.sum(), t)
+        assert torch.isfinite(g).all() and not g[1].any()
+        g_ref = torch.zeros_like(g)
+        part = bad[good].clone().requires_grad_()
+        xp = pi.pinv(part, hermitian=True)
+        (g_ref[good],) = torch.autograd.grad((xp * w[good]).real.sum(), part)
+        torch.testing.assert_close(g, g_ref)
+    fx = torch.func.vmap(lambda m: pi.pinv(m, hermitian=True, check_finite=False))(bad)
+    assert torch.isnan(fx[1]).all()
+    torch.testing.assert_close(fx[good], ref)
+
+
+@pytest.mark.parametrize("hermitian", [False, True])
+@pytest.mark.parametrize("grad", [False, True], ids=["nograd", "grad"])
+def test_check_finite_false_matches_numpy_path(path, hermitian, grad):
+    """NaN in member 0 and Inf in member 3: NaN results and rank 0 exactly there, the
+    others equal torch.linalg.pinv and the NumPy path; the same error when raising."""
+    a = hermitian_stack(batch=5, seed=42)
+    a[0, 2, 1] = float("nan")
+    a[3, 1, 1] = float("inf")
+    np_x, np_rank = pi.pinv(a.numpy(), hermitian=hermitian, check_finite=False, return_rank=True)
+    assert np_rank.tolist() == [0, 3, 3, 0, 3]
+    t = a.clone().requires_grad_(grad)
+    x, rank = pi.pinv(t, hermitian=hermitian, check_finite=False, return_rank=True)
+    assert rank.tolist() == np_rank.tolist() and torch.isnan(x[[0, 3]]).all()
+    good = [1, 2, 4]
+    torch.testing.assert_close(x[good], torch.linalg.pinv(a[good], hermitian=hermitian))
+    np.testing.assert_allclose(x.detach().numpy(), np_x, atol=1e-12)
+    with pytest.raises(np.linalg.LinAlgError, match=r"batch index \(0,\)") as np_err:
+        pi.pinv(a.numpy(), hermitian=hermitian)
+    with pytest.raises(np.linalg.LinAlgError) as err:
+        pi.pinv(t, hermitian=hermitian)
+    assert str(err.value) == str(np_err.value)
+    if grad:
+        (g,) = torch.autograd.grad(x[good].real.sum(), t)
+        assert torch.isfinite(g).all() and not g[[0, 3]].any()
+
+
+@pytest.mark.parametrize("shape", [(0, 3), (3, 0), (0, 0), (2, 0, 3), (0, 3, 3), (2, 3, 0)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.complex128, torch.int32])
+def test_empty_matches_numpy_path(path, shape, dtype):
+    a = torch.zeros(shape, dtype=dtype)
+    np_x, np_rank = pi.pinv(a.numpy(), return_rank=True, check_finite=False)
+    x, rank = pi.pinv(a, return_rank=True, check_finite=False)
+    ref = torch.linalg.pinv(a.to(x.dtype))
+    assert tuple(x.shape) == np_x.shape == tuple(ref.shape)
+    assert x.dtype == (torch.get_default_dtype() if dtype == torch.int32 else dtype)
+    assert np.shape(rank) == np.shape(np_rank) and np.all(np.asarray(rank) == np_rank)
