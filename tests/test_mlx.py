@@ -215,3 +215,90 @@ def test_mlx_own_pinv_cannot_be_differentiated():
     with pytest.raises((ValueError, RuntimeError)):
         mx.grad(lambda t: mx.linalg.pinv(t, stream=mx.cpu).sum())(a)
     assert np.isfinite(np.array(mx.grad(lambda t: pi.pinv(t).sum())(a))).all()
+
+
+# ------------------------------------------------- non-finite members, empty input
+
+
+def hermitian_stack(n=3, batch=4, seed=30):
+    """Complex64 Hermitian, well-conditioned, full rank (positive definite)."""
+    b = randn((batch, n, n), np.complex128, seed)
+    return (b @ b.conj().swapaxes(-1, -2) + n * np.eye(n)).astype(np.complex64)
+
+
+def test_hermitian_nan_imaginary_diagonal_makes_the_member_bad():
+    """A NaN in the imaginary part of a diagonal entry is a NaN where the matrix is read:
+    that member's result is NaN (rank 0), as on the NumPy path, eagerly, under mx.grad,
+    mx.vmap and mx.compile; with check_finite=True it raises, as NumPy's path does."""
+    h = hermitian_stack()
+    bad = h.copy()
+    bad[1, 0, 0] = complex(1, np.nan)
+    np_x, np_rank = pi.pinv(bad, hermitian=True, check_finite=False, return_rank=True)
+    assert np.isnan(np_x[1]).all() and np_rank.tolist() == [3, 0, 3, 3]
+    good = [0, 2, 3]
+    ref = np.linalg.pinv(h[good], hermitian=True)
+
+    def f(t):
+        return pi.pinv(t, hermitian=True, check_finite=False)
+
+    x, rank = pi.pinv(mx.array(bad), hermitian=True, check_finite=False, return_rank=True)
+    assert rank.tolist() == [3, 0, 3, 3]
+    for got in (x, mx.vmap(f)(mx.array(bad)), mx.compile(f)(mx.array(bad))):
+        got = np.array(got)
+        assert np.isnan(got[1]).all()
+        np.testing.assert_allclose(got[good], ref, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(got, np_x, rtol=1e-5, atol=1e-5)
+    one = mx.array(np.array([[complex(1, np.nan)]], dtype=np.complex64))
+    assert np.isnan(np.array(f(one))).all()
+    with pytest.raises(np.linalg.LinAlgError, match=r"batch index \(1,\)"):
+        pi.pinv(mx.array(bad), hermitian=True)
+    # mx.grad (of a real float64 stack, NaN in member 1) is finite, that of the good ones
+    real = np.real(bad).astype(np.float64)
+    real[1, 1, 0] = np.nan
+    w = mx.array(randn((3, 3, 3), seed=31), dtype=mx.float64)
+    pick = mx.array(good)
+    g = np.array(mx.grad(lambda t: (f(t)[pick] * w).sum())(mx.array(real, dtype=mx.float64)))
+    assert np.isfinite(g).all() and not g[1].any()
+    g_good = mx.grad(lambda t: (f(t) * w).sum())(mx.array(real[good], dtype=mx.float64))
+    np.testing.assert_allclose(g[good], np.array(g_good), atol=1e-12)
+
+
+@pytest.mark.parametrize("hermitian", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_check_finite_false_matches_numpy_path(hermitian, dtype):
+    """NaN in member 0 and Inf in member 3: NaN results and rank 0 exactly there, the
+    others equal the live references and the NumPy path; the same error when raising."""
+    a = np.real(hermitian_stack(batch=5, seed=32)).astype(dtype)
+    a[0, 2, 1] = np.nan
+    a[3, 1, 1] = np.inf
+    np_x, np_rank = pi.pinv(a, hermitian=hermitian, check_finite=False, return_rank=True)
+    assert np_rank.tolist() == [0, 3, 3, 0, 3]
+    x, rank = pi.pinv(to_mx(a), hermitian=hermitian, check_finite=False, return_rank=True)
+    assert rank.tolist() == np_rank.tolist()
+    x = np.array(x)
+    good = [1, 2, 4]
+    assert np.isnan(x[[0, 3]]).all()
+    np.testing.assert_allclose(x, np_x, rtol=tol(dtype), atol=tol(dtype))
+    ref = np.linalg.pinv(a[good], hermitian=hermitian)
+    np.testing.assert_allclose(x[good], ref, rtol=tol(dtype), atol=tol(dtype))
+    if dtype == np.float32 and not hermitian:  # MLX's own: float32, general matrices
+        own = np.array(mx.linalg.pinv(to_mx(a[good]), stream=mx.cpu))
+        np.testing.assert_allclose(x[good], own, rtol=1e-4, atol=1e-4)
+    with pytest.raises(np.linalg.LinAlgError, match=r"batch index \(0,\)") as np_err:
+        pi.pinv(a, hermitian=hermitian)
+    with pytest.raises(np.linalg.LinAlgError) as err:
+        pi.pinv(to_mx(a), hermitian=hermitian)
+    assert str(err.value) == str(np_err.value)
+
+
+@pytest.mark.parametrize("shape", [(0, 3), (3, 0), (0, 0), (2, 0, 3), (0, 3, 3), (2, 3, 0)])
+@pytest.mark.parametrize("dtype", [mx.float32, mx.complex64, mx.int32])
+def test_empty_matches_numpy_path(shape, dtype):
+    a = mx.zeros(shape, dtype=dtype)
+    np_x, np_rank = pi.pinv(np.array(a), return_rank=True, check_finite=False)
+    x, rank = pi.pinv(a, return_rank=True, check_finite=False)
+    assert tuple(x.shape) == np_x.shape
+    assert x.dtype == (mx.float32 if dtype == mx.int32 else dtype)  # MLX's default float
+    assert np.shape(rank) == np.shape(np_rank) and np.all(np.array(rank) == np_rank)
+    if dtype == mx.float32 and min(shape[-2:]) > 0:  # MLX's own refuses empty matrices
+        assert mx.linalg.pinv(a, stream=mx.cpu).shape == x.shape
