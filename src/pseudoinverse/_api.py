@@ -15,18 +15,46 @@ import array_api_compat
 import numpy as np
 
 from . import _finite, _methods, _tolerance
-from ._backends import DASK, JAX, MLX, NUMPY, TORCH, as_numpy_input, default_float, kind_of
+from ._backends import (
+    DASK,
+    JAX,
+    MLX,
+    NUMPY,
+    TORCH,
+    as_numpy_input,
+    default_float,
+    kind_of,
+    native,
+)
 
 
-class PinvResult(NamedTuple):
-    """``pinv(..., return_rank=True)``: the pseudo-inverse and the number of kept values.
-
-    ``rank`` is a Python ``int`` for a single matrix, else an integer array of the
-    batch shape, of the input's library.
-    """
-
+class _Fields(NamedTuple):
     pinv: Any
     rank: Any
+
+
+class PinvResult(_Fields):
+    """``pinv(..., return_rank=True)``: the pseudo-inverse and the number of kept values.
+
+    A named pair (``X, rank = pinv(A, return_rank=True)`` unpacks it). ``rank`` is a
+    Python ``int`` for a single matrix, else an integer array of the batch shape, of the
+    input's library. The attribute ``method`` (not part of the pair) names the method
+    that ran: the one given, or the one ``method="auto"`` chose (see
+    :func:`pinv`; ``None`` where the adapter does not report it).
+    """
+
+    method: str | None
+
+    def __new__(cls, pinv: Any, rank: Any, method: str | None = None) -> PinvResult:
+        self = super().__new__(cls, pinv, rank)
+        self.method = method
+        return self
+
+    def __getnewargs__(self) -> tuple[Any, Any, str | None]:  # pickling keeps ``method``
+        return (self.pinv, self.rank, self.method)
+
+    def __repr__(self) -> str:
+        return f"PinvResult(pinv={self.pinv!r}, rank={self.rank!r}, method={self.method!r})"
 
 
 def _namespace(a: Any, kind: str) -> tuple[Any, Any]:
@@ -42,6 +70,7 @@ def _namespace(a: Any, kind: str) -> tuple[Any, Any]:
 def _dtypes(xp: Any, dtype: Any, kind: str) -> tuple[Any, Any, float]:
     """``(compute dtype, result dtype, eps)`` for an input dtype, per SPEC's dtype rules."""
     kept = (xp.float32, xp.float64, xp.complex64, xp.complex128)
+    dtype = native(dtype)  # a big-endian float64 is a float64 (Dask may hold one)
     if dtype in kept:
         return dtype, dtype, float(xp.finfo(dtype).eps)
     if xp.isdtype(dtype, ("real floating", "complex floating")) and xp.finfo(dtype).bits > 64:
@@ -60,11 +89,17 @@ def _dtypes(xp: Any, dtype: Any, kind: str) -> tuple[Any, Any, float]:
 def _check_out(out: Any, kind: str, shape: tuple[int, ...], dtype: Any) -> None:
     if kind == JAX:
         raise ValueError("out= cannot be used with JAX arrays: they are immutable")
-    if kind_of(out) != kind:
-        raise ValueError(
+    is_array = hasattr(out, "shape") and hasattr(out, "dtype")
+    if kind == NUMPY:
+        is_array = isinstance(out, np.ndarray)
+    if not is_array or kind_of(out) != kind:
+        error = ValueError if is_array else TypeError  # another library's array: a value
+        raise error(
             f"out must be an array of the input's library ({kind}), got {type(out).__name__}"
         )
-    if tuple(out.shape) != shape or out.dtype != dtype:
+    if kind == NUMPY and not out.flags.writeable:
+        raise ValueError("out must be a writeable array, got a read-only one")
+    if tuple(out.shape) != shape or native(out.dtype) != dtype:
         raise ValueError(
             f"out must have shape {shape} and dtype {dtype}, "
             f"got shape {tuple(out.shape)} and dtype {out.dtype}"
@@ -89,11 +124,47 @@ def _compute_numpy(
         if check_finite:
             _finite.raise_if_bad(np, bad.reshape(batch))
         stack = np.where(bad[:, None, None], 0, stack)
-    x, rank = _methods.run_numpy(method, stack, atol.reshape(-1), rtol.reshape(-1), hermitian)
+    atol = atol.reshape(-1)
+    stack, atol, scale = _scaled(stack, atol)
+    x, rank = _methods.run_numpy(method, stack, atol, rtol.reshape(-1), hermitian)
+    if scale is not None:  # pinv(A) = s pinv(s A), exact for a power of two s
+        with np.errstate(over="ignore", under="ignore"):  # only if A^+ is out of range
+            x = (x * scale[:, None, None]).astype(x.dtype)
     if any_bad:
         x[bad] = np.nan
         rank[bad] = 0
     return x.reshape(*batch, n, m), rank.reshape(batch)
+
+
+# Entries of magnitude within [2**-E, 2**E] leave every method's sums of squares and Gram
+# matrices (up to ~1e10 terms) clear of overflow and of gradual underflow in the dtype
+# in which it computes; outside, the matrix is scaled first.
+_SAFE_EXPONENT = {4: 32, 8: 256}  # float32 / float64 (by the real dtype's itemsize)
+
+
+def _scaled(stack: np.ndarray, atol: np.ndarray) -> tuple[np.ndarray, np.ndarray, Any]:
+    """Scale the members whose largest entry is outside the safe range by a power of two.
+
+    ``pinv(s A) = pinv(A) / s`` and ``sigma(s A) = s sigma(A)``: with ``atol`` scaled
+    alike the rank decision is unchanged, and a power of two is exact, so the result
+    ``s pinv(s A)`` is that of the unscaled computation where that one does not overflow
+    (``OverflowError``/``ZeroDivisionError`` in the certificates, lost accuracy in a
+    squared norm). Returns ``(stack, atol, s or None)``; ``stack`` is not modified.
+    """
+    real = stack.real if stack.dtype.kind == "c" else stack
+    limit = _SAFE_EXPONENT[real.dtype.itemsize]
+    flat = (stack.view(real.dtype) if stack.dtype.kind == "c" else stack).reshape(len(stack), -1)
+    big = np.maximum(flat.max(axis=1), -flat.min(axis=1)).astype(np.float64)
+    _, exponent = np.frexp(big)  # big = f 2**exponent, f in [0.5, 1)
+    outside = (big > 0) & (np.abs(exponent) > limit)
+    if not outside.any():
+        return stack, atol, None
+    # 2**1000 stays finite: a subnormal maximum (exponent < -1000) ends within the range
+    scale = np.ldexp(1.0, np.where(outside, np.clip(-exponent, -1000, 1000), 0))
+    with np.errstate(over="ignore", under="ignore"):
+        scaled = (stack * scale[:, None, None]).astype(stack.dtype)  # float64: exact
+        atol = atol * scale
+    return scaled, atol, scale
 
 
 def _compute_xp(
@@ -126,10 +197,10 @@ def _compute_xp(
 def pinv(
     A: Any,
     rcond: Any = None,
+    hermitian: bool = False,
     *,
     atol: Any = None,
     rtol: Any = None,
-    hermitian: bool = False,
     out: Any = None,
     method: str = "auto",
     return_rank: bool = False,
@@ -211,7 +282,10 @@ def pinv(
     kind = kind_of(A)
     if stream is not None and kind != MLX:
         raise ValueError(f"stream= is for MLX arrays only, got a {type(A).__name__}")
+    if not isinstance(hermitian, bool | np.bool_):
+        raise TypeError(f"hermitian must be True or False, got {hermitian!r}")
     method = _methods.validate(method, hermitian)
+    as_matrix = isinstance(A, np.matrix)  # np.matrix in, np.matrix out (as NumPy does)
     if kind == TORCH:
         from ._backends import _torch
 
@@ -248,30 +322,42 @@ def pinv(
     if out is not None:
         _check_out(out, kind, (*batch, n, m), result_dtype)
     options = dict(dtype=dtype, hermitian=hermitian, method=method, check_finite=check_finite)
+    chosen = _methods.chosen_name(method, hermitian, (math.prod(batch), m, n), dtype)
     if math.prod(shape) == 0:
-        x = xp.zeros((*batch, n, m), dtype=result_dtype, **_device_kw(xp, a))
+        # the transpose of the empty input: the right shape, and for a tensor that
+        # requires grad, a result with a grad_fn (as torch.linalg.pinv gives)
+        if kind == TORCH:
+            x = a.mT.to(result_dtype, copy=True)
+        else:
+            x = xp.zeros((*batch, n, m), dtype=result_dtype, **_device_kw(xp, a))
         rank = xp.zeros(batch, dtype=xp.int64, **_device_kw(xp, a))
     elif kind == NUMPY:
         x, rank = _compute_numpy(a, atol_np, rtol_np, **options)
     elif kind == TORCH:
         x, rank = _torch.compute(a, atol_np, rtol_np, **options)
+        if not _torch._numpy_ok(a):
+            chosen = _methods.chosen_name(method, hermitian, (), dtype, portable=True)
     elif kind == JAX:
         from ._backends import _jax
 
         x, rank = _jax.compute(a, atol_np, rtol_np, **options)
+        chosen = _methods.chosen_name(method, hermitian, (), dtype, portable=True)
     elif kind == DASK:
         from . import _dask
 
         x, rank = _dask.compute(a, atol_np, rtol_np, **options)
     else:
         x, rank = _compute_xp(xp, a, atol_np, rtol_np, **options)
+        chosen = _methods.chosen_name(method, hermitian, (), dtype, portable=True)
     if x.dtype != result_dtype:
         x = xp.astype(x, result_dtype)
     if out is not None:
         x = _write_out(out, x, kind)
+    elif as_matrix:
+        x = np.asmatrix(x)
     if not return_rank:
         return x
-    return PinvResult(x, rank if batch else scalar_rank(rank))
+    return PinvResult(x, rank if batch else scalar_rank(rank), chosen)
 
 
 def scalar_rank(rank: Any) -> Any:

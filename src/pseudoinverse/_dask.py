@@ -8,7 +8,6 @@ the first bad matrix's index in the whole array.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -24,32 +23,40 @@ def compute(a: Any, atol: np.ndarray, rtol: np.ndarray, **options: Any) -> tuple
     batch = tuple(a.shape[:nb])
     a = a.rechunk({nb: -1, nb + 1: -1})
     chunks = a.chunks[:nb]
-    index = da.arange(math.prod(batch), chunks=-1).reshape(batch).rechunk(chunks)
     atol_d, rtol_d = (da.from_array(t, chunks=chunks) for t in (atol, rtol))
     check = options["check_finite"]
     opts = {**options, "check_finite": False}
-
-    def block(blk, idx, at, rt, part):
-        m, n = blk.shape[-2:]
-        if check:
+    ix = tuple(range(nb))
+    first = da.from_array(np.asarray(-1))  # no check: never bad
+    if check:
+        # The first bad matrix of the whole array, a lazy scalar (-1: none) that every
+        # block waits for: the error names it whichever block the scheduler runs first.
+        def bad_block(blk):
+            m, n = blk.shape[-2:]
             bad = _finite.bad_members(np, blk.reshape(-1, m, n), opts["hermitian"])
-            if bad.any():  # name the index in the whole array, not in this block
-                first = np.unravel_index(idx.reshape(-1)[np.argmax(bad)], batch)
-                raise ValueError(_finite.message(tuple(int(i) for i in first)))
+            return bad.reshape(blk.shape[:-2])
+
+        bad = da.blockwise(bad_block, ix, a, (*ix, nb, nb + 1), dtype=bool, concatenate=True)
+        flat = bad.reshape(-1)
+        first = da.where(flat.any(), da.argmax(flat), -1)
+
+    def block(blk, at, rt, first, part):
+        if int(first) >= 0:
+            where = np.unravel_index(int(first), batch)
+            raise np.linalg.LinAlgError(_finite.message(tuple(int(i) for i in where)))
         return _compute_numpy(blk, at, rt, **opts)[part]
 
-    ix = tuple(range(nb))
     x = da.blockwise(
         block,
         (*ix, nb + 1, nb),
         a,
         (*ix, nb, nb + 1),
-        index,
-        ix,
         atol_d,
         ix,
         rtol_d,
         ix,
+        first,
+        (),
         part=0,
         dtype=np.dtype(options["dtype"]),
         concatenate=True,
@@ -59,12 +66,12 @@ def compute(a: Any, atol: np.ndarray, rtol: np.ndarray, **options: Any) -> tuple
         ix,
         a,
         (*ix, nb, nb + 1),
-        index,
-        ix,
         atol_d,
         ix,
         rtol_d,
         ix,
+        first,
+        (),
         part=1,
         dtype=np.int64,
         concatenate=True,

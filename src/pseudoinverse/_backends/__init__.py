@@ -43,7 +43,16 @@ def as_numpy_input(a: Any) -> np.ndarray:
         raise ValueError(
             f"pinv expects a numeric array of shape (..., m, n), got dtype {arr.dtype}"
         )
+    if not arr.dtype.isnative:  # a big-endian float64 is a float64 (SPEC): one copy
+        arr = arr.astype(arr.dtype.newbyteorder("="))
     return arr
+
+
+def native(dtype: Any) -> Any:
+    """A NumPy dtype in this machine's byte order (other libraries' dtypes unchanged)."""
+    if isinstance(dtype, np.dtype) and not dtype.isnative:
+        return dtype.newbyteorder("=")
+    return dtype
 
 
 def default_float(xp: Any) -> Any:

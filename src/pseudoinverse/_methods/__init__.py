@@ -43,6 +43,7 @@ Whichever path runs, the rank is the SVD's (the proof is in ``certificate.py``).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -54,6 +55,8 @@ from .eigh import hermitian_from_lower, pinv_eigh, pinv_eigh_xp
 from .qr import full_rank_inverse, pinv_qr
 from .randomized import pinv_randomized
 from .svd import LARGE, pinv_svd, pinv_svd_one, pinv_svd_xp
+
+_log = logging.getLogger("pseudoinverse")
 
 NumpyMethod = Callable[..., tuple[np.ndarray, np.ndarray]]
 
@@ -152,11 +155,27 @@ def choose(method: str, hermitian: bool, shape: tuple[int, ...], dtype: np.dtype
     return "svd"
 
 
+def chosen_name(
+    method: str, hermitian: bool, shape: tuple[int, ...], dtype: Any, *, portable: bool = False
+) -> str:
+    """The method that runs for ``method`` on a stack of ``shape`` (``(B, m, n)``) and
+    ``dtype`` (NumPy's, or another library's of the same name): ``"auto"`` resolved by
+    the rule above, on the portable path ``"svd"`` or ``"eigh"``. ``"direct_or_svd"`` and
+    ``"cholesky_or_eigh"`` name rule 1 and 2's certified-else-fallback paths."""
+    if portable:
+        return "eigh" if hermitian and method in ("auto", "eigh") else "svd"
+    if method != "auto":
+        return method
+    return choose(method, hermitian, shape, np.dtype(str(dtype).rsplit(".", 1)[-1]))
+
+
 def run_numpy(
     method: str, a: np.ndarray, atol: np.ndarray, rtol: np.ndarray, hermitian: bool
 ) -> tuple[np.ndarray, np.ndarray]:
     """Run a NumPy implementation on a stack ``(B, m, n)``."""
     name = choose(method, hermitian, a.shape, a.dtype)
+    if name != method:
+        _log.debug("method=%r runs %r on a %s stack of shape %s", method, name, a.dtype, a.shape)
     fn, _, reads_lower = _REGISTRY[name] if name in _REGISTRY else _AUTO[name]
     if hermitian and not reads_lower:  # a general method sees the matrix the lower triangle defines
         a = hermitian_from_lower(np, a)

@@ -21,7 +21,9 @@ is formed) and ``eps`` that of the *input* dtype (in which the SVD would run).
    ||W||_F``, ``||E||_2 <= r := (1 + eps_w) ||D||_F + p eps_w ||X||_F ||W||_F``. The
    norms are sums of squares in float64 with a relative error below ``k p eps_w``,
    covered by the factor ``1 + 2 k p eps_w`` on each; a member whose sum of squares is
-   below ``1e-290`` (where gradual underflow could add more) is not accepted.
+   below ``1e-290`` (where gradual underflow could add more) is not accepted. For
+   complex data each multiplication rounds by up to ``sqrt(2) gamma_2`` (Higham,
+   Lemma 3.5), so ``p`` in ``r``'s floor and in the gate of step 3 is ``sqrt(2) (p + 2)``.
 2. ``X W = I - E`` gives ``sigma_min(X W) >= 1 - r``, and ``sigma_min(X W) <=
    ||X||_2 sigma_min(W)`` (``sigma_k`` of a product; likewise for ``W X``), so, when
    ``r < 1``, ``sigma_min(A) >= s := (1 - r) / ||X||_F``: a rigorous lower bound on the
@@ -56,6 +58,7 @@ that floor ``<= 1/2`` and ``1 / ||X||_F > MARGIN * max(...)``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -152,7 +155,10 @@ def certify(
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
         x_fro = np.sqrt(x_sq) * rnd
         thr = MARGIN * np.maximum(np.maximum(atol, rtol * s), p * eps * s)
-        gate = p * work_eps * x_fro * w_fro  # the accuracy gate, also r's floor
+        # the accuracy gate, also r's floor: gamma_p of step 1; a complex product's
+        # rounding is larger (Higham, Lemma 3.5: sqrt(2) gamma_2 per multiplication)
+        p_round = p if x.dtype.kind != "c" else math.sqrt(2) * (p + 2)
+        gate = p_round * work_eps * x_fro * w_fro
         ok = sq_ok & np.isfinite(x_fro) & (gate <= R_MAX)
         if screen:
             ok &= 1 / x_fro > thr

@@ -31,14 +31,23 @@ def _eigh_one(a: np.ndarray, index: int) -> tuple[np.ndarray, np.ndarray]:
     ) from last
 
 
+def _eigh_member(a: np.ndarray, index: int) -> tuple[np.ndarray, np.ndarray]:
+    """One member of a failed stack: NumPy's ``evd`` as in the stack, then ``_eigh_one``."""
+    try:
+        return np.linalg.eigh(a, UPLO="L")
+    except np.linalg.LinAlgError:
+        return _eigh_one(a, index)
+
+
 def eigh_batch(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Eigen-decomposition of a stack ``(B, n, n)`` from its lower triangles."""
-    if a.shape[0] > 1:
-        try:
-            return np.linalg.eigh(a, UPLO="L")
-        except np.linalg.LinAlgError:
-            pass
-    parts = [_eigh_one(a[i], i) for i in range(a.shape[0])]
+    """Eigen-decomposition of a stack ``(B, n, n)`` from its lower triangles, by NumPy's
+    ``evd`` whatever ``B`` (a matrix gets the same result alone and in any stack); a
+    member that fails is redone alone, down the driver chain."""
+    try:
+        return np.linalg.eigh(a, UPLO="L")
+    except np.linalg.LinAlgError:
+        pass
+    parts = [_eigh_member(a[i], i) for i in range(a.shape[0])]
     return np.stack([p[0] for p in parts]), np.stack([p[1] for p in parts])
 
 

@@ -68,13 +68,19 @@ def supports(m: int, n: int, dtype: np.dtype, batch: int = 1) -> bool:
     return 1 <= max(m, n) <= limit and batch >= 1
 
 
-def _block(p: int, q: int, itemsize: int, batch: int) -> int:
-    """Matrices per block: the working set ``W, V, X`` of a block stays about in L1/L2."""
+def _block(p: int, q: int, itemsize: int) -> int:
+    """Matrices per block: the working set ``W, V, X`` of a block stays about in L1/L2.
+
+    It depends on the matrix size only, never on the batch: every lane then runs the
+    same (vectorised) code, so a matrix gets the same bits alone (padded) and in any
+    stack; a lane-count that followed the batch put some lanes in the loops' scalar
+    remainder, whose floating-point contraction differs by an ulp.
+    """
     per_matrix = (2 * p * q + q * q) * itemsize
     blk = 32
     while blk < 128 and 2 * blk * per_matrix <= 48 * 1024:
         blk *= 2
-    return min(blk, -(-batch // 8) * 8)  # no more lanes than the batch needs
+    return blk
 
 
 def pinv_jacobi(
@@ -87,6 +93,9 @@ def pinv_jacobi(
     (``m == n``) only the lower triangle of each matrix is read.
     """
     nbatch, m, n = a.shape
+    # the kernels read C-ordered buffers (a complex one viewed as pairs of reals); the
+    # Hermitian part made by the caller may be laid out otherwise
+    a = np.ascontiguousarray(a)
     real = np.finfo(a.dtype).dtype
     eps = np.finfo(real).eps
     consts = np.array([eps * eps, 0.0, 1.0], dtype=real)
@@ -95,7 +104,7 @@ def pinv_jacobi(
     rank = np.empty(nbatch, dtype=np.int64)
     atol = np.ascontiguousarray(atol, dtype=np.float64)
     rtol = np.ascontiguousarray(rtol, dtype=np.float64)
-    blk = _block(max(m, n), min(m, n), a.itemsize, nbatch)
+    blk = _block(max(m, n), min(m, n), a.itemsize)
     if a.dtype.kind == "c":
         from .._kernels.jacobi_complex import pinv_complex
 

@@ -74,14 +74,24 @@ def _svd_one(
     ) from last
 
 
+def _svd_member(a: np.ndarray, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One member of a failed stack: NumPy's ``gesdd`` as in the stack (the same result
+    as there), then the ``gesdd``/``gesvd`` chain of ``_svd_one``."""
+    try:
+        return _svd_stacked(a)
+    except np.linalg.LinAlgError:
+        return _svd_one(a, index)
+
+
 def svd_batch(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Thin SVD of a stack ``(B, m, n)``; a member that fails ``gesdd`` is redone alone."""
-    if a.shape[0] > 1:
-        try:
-            return _svd_stacked(a)
-        except np.linalg.LinAlgError:
-            pass  # some member failed: redo each with the fallback driver chain below
-    parts = [_svd_one(a[i], i) for i in range(a.shape[0])]
+    """Thin SVD of a stack ``(B, m, n)`` by NumPy's ``gesdd``, whatever ``B`` (so that a
+    matrix gets the same result alone and in any stack); a member that fails is redone
+    alone, down the driver chain."""
+    try:
+        return _svd_stacked(a)
+    except np.linalg.LinAlgError:
+        pass  # some member failed: redo each with the fallback driver chain below
+    parts = [_svd_member(a[i], i) for i in range(a.shape[0])]
     return tuple(np.stack(p) for p in zip(*parts, strict=True))  # type: ignore[return-value]
 
 
@@ -128,11 +138,12 @@ def pinv_svd(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Pseudo-inverse of a finite stack ``(B, m, n)`` by the SVD; returns ``(X, rank)``.
 
-    A single matrix, or large ones (``min(m, n) >= LARGE``), go one by one through the
-    lean path (``pinv_svd_one``); stacks of small matrices through NumPy's batched SVD.
+    Large matrices (``min(m, n) >= LARGE``) go one by one through the lean path
+    (``pinv_svd_one``); small ones, alone or stacked, through NumPy's batched SVD: a
+    matrix gets the same result alone and in any stack.
     """
     b, m, n = a.shape
-    if b == 1:  # no copy of the result: it is ours already
+    if min(m, n) >= LARGE and b == 1:  # no copy of the result: it is ours already
         x1, r1 = pinv_svd_one(a[0], float(atol[0]), float(rtol[0]))
         return x1[None], np.array([r1], dtype=np.int64)
     if min(m, n) >= LARGE:
