@@ -1,39 +1,53 @@
 """The command line: ``pseudoinverse INPUT [-o OUTPUT] ...`` (SPEC, "Command line").
 
 Everything that can be checked before computing is checked first (arguments, formats,
-matplotlib for ``--plot``, the data); outputs are written to temporary files next to
-their targets and moved into place only when all of them are ready, so a failure never
-leaves a partial or overwritten file. Bad input is one line on stderr and exit status 2.
+the output paths, matplotlib for ``--plot``, the data); outputs are written to temporary
+files next to their targets and moved into place only when all of them are ready, so a
+failure never leaves a partial or overwritten file, and an output that names the input
+(also through a symbolic or hard link) is refused. Bad input is exactly one line on
+stderr (control characters in names escaped, warnings folded in) and exit status 2; a
+closed stdout (``| head``) ends the program quietly.
+
+The summary's cost is kept a small multiple of the pseudo-inverse's own:
+
+* the four Penrose residuals come from matrix products only, exactly while
+  ``max(m, n) <= EXACT_SIZE``, else estimated from ``PROBES`` random probe vectors
+  (``|M z|`` for Gaussian ``z``: within some 10% of the true norms, marked ``~``);
+* the singular values are all computed (an SVD without vectors) while
+  ``min(m, n) <= EXACT_SIZE`` or for ``--plot``; beyond, the largest comes from a Lanczos
+  method (ARPACK) and the smallest kept from the same on the result, ``1 / |X|_2``, to
+  about six digits, and the largest dropped one is not shown;
+* ``--exact`` computes all of it exactly at any size (an SVD and four products: for a
+  large matrix several times the pseudo-inverse's time).
+
+The pseudo-inverse's time and the whole command's are reported separately. On a
+terminal, a progress bar (tqdm, on stderr) shows the stages once they take a second.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-import secrets
 import sys
 import time
 import warnings
-from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NamedTuple, NoReturn
 
 import numpy as np
 
-from . import __version__, _methods, _tolerance
+from . import __version__
 from ._api import pinv
+from ._cli_io import FORMATS, BadInput, check_output, read_matrix, save, show, suffix_of, write_all
 
-FORMATS = (".npy", ".npz", ".csv", ".txt", ".mtx")
 TWO_D_ONLY = (".csv", ".txt", ".mtx")
-PLOT_ERROR = "--plot needs matplotlib: pip install 'pseudoinverse[plot]'"
-# Significant digits that round-trip a float of this many bytes ("%.17g" for float64).
-_DIGITS = {2: 5, 4: 9, 8: 17}
-_MAGIC = {".npy": b"\x93NUMPY", ".npz": b"PK"}  # NumPy's format.MAGIC_PREFIX; a zip file
-_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-
-
-class BadInput(Exception):
-    """A problem with the user's input: one line on stderr, exit status 2."""
+PLOT_ERROR = (
+    '--plot needs matplotlib: pip install matplotlib, or from a checkout pip install -e ".[plot]"'
+)
+EXACT_SIZE = 512  # see the module docstring: up to here exact checks cost little
+PROBES = 32  # random probes of an estimated residual: relative spread about 1/sqrt(2 * 32)
+PROGRESS_DELAY = 1.0  # seconds of work before a progress bar appears (tqdm's delay)
+_CHUNK = 2**22  # entries of float64 work arrays per step of the exact residuals (32 MiB)
+_NAMES = ("|AXA-A|/|A|", "|XAX-X|/|X|", "|(AX)^H-AX|/|AX|", "|(XA)^H-XA|/|XA|")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -51,6 +65,10 @@ def _parser() -> _Parser:
         epilog="Singular values sigma <= max(atol, rtol * sigma_max) are treated as zero; "
         "by default atol = 0 and rtol = max(m, n) * eps. Formats: .npy, .npz, .csv "
         "(comma-separated, no header), .txt (whitespace-separated), .mtx (Matrix Market). "
+        f"The summary is exact up to {EXACT_SIZE} rows and columns; beyond, the residuals are "
+        f"estimated from {PROBES} random probes (marked ~) and sigma_max and the smallest "
+        "kept sigma come from a Lanczos method, so that the summary costs far less than the "
+        "pseudo-inverse; --exact computes all of them (slower). "
         "Example: pseudoinverse examples/jacobian.csv -o pinv.npy --plot spectrum.png",
     )
     p.add_argument("input", metavar="INPUT", help="matrix file: " + " ".join(FORMATS))
@@ -61,105 +79,83 @@ def _parser() -> _Parser:
         "--hermitian", action="store_true", help="assume A Hermitian (read its lower triangle)"
     )
     p.add_argument(
-        "--method", default="auto", metavar="M", help=f"one of {', '.join(_methods.METHODS)}"
+        "--method",
+        default="auto",
+        metavar="M",
+        help="auto (default), svd, eigh (with --hermitian) or another method of "
+        "pseudoinverse.pinv; an unknown name lists them",
     )
     p.add_argument("--plot", metavar="PNG", help="draw the singular values and the cutoff")
     p.add_argument("--key", metavar="NAME", help="the array to read from an .npz file")
+    p.add_argument(
+        "--exact",
+        action="store_true",
+        help="exact singular values and residuals in the summary at any size (slower)",
+    )
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return p
 
 
-def _suffix(path: str, what: str) -> str:
-    suffix = Path(path).suffix.lower()
-    if suffix not in FORMATS:
-        raise BadInput(
-            f"unknown {what} format {suffix or '(none)'!r} of {path}; use {' '.join(FORMATS)}"
-        )
-    return suffix
+class _Progress:
+    """Stages on a tqdm bar on stderr: only on a terminal, only after PROGRESS_DELAY s."""
 
+    STAGES = ("read", "pinv", "checks", "write")
 
-def _loadtxt(path: str, delimiter: str | None) -> np.ndarray:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # an empty file: reported below as a shape error
+    def __init__(self) -> None:
+        self._bar: Any = None
         try:
-            return np.loadtxt(path, delimiter=delimiter, ndmin=2)
-        except ValueError as err:
-            try:  # complex entries such as 1+2j
-                return np.loadtxt(path, delimiter=delimiter, ndmin=2, dtype=complex)
-            except ValueError:
-                raise err from None
+            terminal = sys.stderr.isatty()
+        except (AttributeError, ValueError):  # replaced or closed stderr
+            terminal = False
+        if terminal:
+            from tqdm import tqdm  # lazily: only the command line on a terminal needs it
 
+            bar = "pseudoinverse: {desc} {bar} {n}/{total} [{elapsed}]"
+            self._bar = tqdm(total=len(self.STAGES), file=sys.stderr, delay=PROGRESS_DELAY,
+                             leave=False, mininterval=0, miniters=1, bar_format=bar)  # fmt: skip
 
-def _load(path: str, key: str | None) -> np.ndarray:
-    suffix = _suffix(path, "input")
-    if key is not None and suffix != ".npz":
-        raise BadInput(f"--key is for .npz input, got {path}")
-    if not os.path.isfile(path):
-        raise BadInput(f"no such file: {path}")
-    try:
-        if suffix in _MAGIC:
-            with open(path, "rb") as f:  # else np.load reports any other file as pickled data
-                if not f.read(6).startswith(_MAGIC[suffix]):
-                    raise BadInput(f"{path} is not a NumPy {suffix} file")
-        if suffix == ".npy":
-            return np.load(path, allow_pickle=False)
-        if suffix == ".npz":
-            with np.load(path, allow_pickle=False) as npz:
-                keys = list(npz.files)
-                if key is None and len(keys) != 1:
-                    raise BadInput(f"{path} holds arrays {keys}; choose one with --key NAME")
-                if key is not None and key not in keys:
-                    raise BadInput(f"{path} has no array {key!r}; it holds {keys}")
-                return npz[key if key is not None else keys[0]]
-        if suffix == ".mtx":
-            import scipy.io
+    def stage(self, name: str) -> None:
+        if self._bar is None:
+            return
+        self._bar.update(self.STAGES.index(name) - self._bar.n)  # shown once past the delay
+        self._bar.set_description_str(name, refresh=False)
+        if time.time() - self._bar.start_t >= PROGRESS_DELAY:
+            self._bar.refresh()  # name the stage now: it may run long without an update
 
-            data = scipy.io.mmread(path)
-            return np.asarray(data.toarray() if hasattr(data, "toarray") else data)
-        a = _loadtxt(path, "," if suffix == ".csv" else None)
-        if a.size == 0:
-            raise BadInput(f"{path} holds no numbers")
-        return a
-    except BadInput:
-        raise
-    except Exception as err:  # parsers raise many types: all mean unreadable input
-        message = str(err).splitlines()[0] if str(err) else repr(err)
-        message = message.split("; use `usecols`")[0]  # loadtxt's advice does not apply here
-        raise BadInput(f"cannot read {path}: {message}") from None
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()  # leave=False: the line is cleared, stdout stays clean
 
 
 def _check_data(a: np.ndarray, path: str, hermitian: bool) -> np.ndarray:
     if a.ndim < 2:
-        raise BadInput(f"{path} must hold a matrix (..., m, n), got shape {a.shape}")
-    if a.dtype.kind not in "biufc":
-        raise BadInput(f"{path} must hold numbers, got dtype {a.dtype}")
+        raise BadInput(f"{show(path)} must hold a matrix (..., m, n), got shape {a.shape}")
+    if a.dtype.kind not in "biufc":  # by kind: a big-endian >f8 or >c16 is numbers too
+        raise BadInput(f"{show(path)} must hold numbers, got dtype {a.dtype}")
     if a.dtype.kind in "fc" and a.dtype.itemsize > (8 if a.dtype.kind == "f" else 16):
         a = a.astype(np.float64 if a.dtype.kind == "f" else np.complex128)  # no long double LAPACK
+    a = a.astype(a.dtype.newbyteorder("="), copy=False)  # native: no byte order downstream
     if a.dtype.kind in "fc" and not np.isfinite(a).all():
         where = np.argwhere(~np.isfinite(a))[0]
-        raise BadInput(f"{path} contains NaN or Inf (first at index {tuple(map(int, where))})")
+        raise BadInput(
+            f"{show(path)} contains NaN or Inf (first at index {tuple(map(int, where))})"
+        )
     if hermitian and a.shape[-1] != a.shape[-2]:
         raise BadInput(f"--hermitian needs square matrices, got shape {a.shape}")
     return a
 
 
-def _spectrum(a: np.ndarray, hermitian: bool) -> np.ndarray:
-    """Singular values of a ``(B, m, n)`` stack, descending, in float64 (the summary's)."""
-    work = a.astype(np.complex128 if a.dtype.kind == "c" else np.float64)
-    if hermitian:
-        w = np.abs(np.linalg.eigvalsh(work))  # reads the lower triangle, as pinv does
-        return -np.sort(-w, axis=-1)
-    return np.linalg.svd(work, compute_uv=False)
+def _eps(dtype: np.dtype) -> float:
+    # SPEC's rule: a float keeps its own eps (float16's too), integers and bools are float64.
+    return float(np.finfo(dtype if dtype.kind in "fc" else np.float64).eps)
 
 
-def _residuals(a: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """The four Penrose residuals of each matrix of a stack, shape ``(B, 4)``, in float64."""
-    big = np.complex128 if np.iscomplexobj(a) or np.iscomplexobj(x) else np.float64
-    a, x = a.astype(big), x.astype(big)
-    ax, xa = a @ x, x @ a
-    pairs = [(ax @ a - a, a), (xa @ x - x, x), (_ct(ax) - ax, ax), (_ct(xa) - xa, xa)]
-    num, den = (np.stack([np.linalg.norm(p[i], axis=(-2, -1)) for p in pairs], -1) for i in (0, 1))
-    return num / np.where(den > 0, den, 1.0)  # a zero matrix: the absolute residual (0)
+def _tolerances(a: np.ndarray, atol: float | None, rtol: float | None) -> tuple[float, float]:
+    """SPEC's defaults: atol None is 0; rtol None is max(m, n) * eps unless atol > 0."""
+    atol = 0.0 if atol is None else atol
+    if rtol is None:
+        rtol = max(a.shape[-2:]) * _eps(a.dtype) if atol <= 0 else 0.0
+    return atol, rtol
 
 
 def _ct(m: np.ndarray) -> np.ndarray:
@@ -172,13 +168,138 @@ def _hermitian(a: np.ndarray) -> np.ndarray:
     return low + _ct(low) + np.diagonal(a, 0, -2, -1).real[..., None] * np.eye(a.shape[-1])
 
 
-def _eps(dtype: np.dtype) -> float:
-    # pinv's rule (_api._dtypes): a float keeps its own eps, integers and bools are float64.
-    return float(np.finfo(dtype if dtype.kind in "fc" else np.float64).eps)
+def _fro(m: np.ndarray) -> np.ndarray:
+    return np.linalg.norm(m, axis=(-2, -1))
 
 
-def _summary(a: np.ndarray, rank: np.ndarray, sv: np.ndarray, tol: np.ndarray, rule: str,
-             res: np.ndarray) -> list[str]:  # fmt: skip
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    return num / np.where(den > 0, den, 1.0)  # a zero matrix: the absolute residual (0)
+
+
+def _exact_residuals(a: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """The four Penrose residuals of a ``(B, m, n)`` stack and its ``(B, n, m)`` result.
+
+    With ``m >= n`` (else the conjugate transposes, whose conditions 3 and 4 swap), only
+    ``XA`` (n x n) is formed whole; ``AX`` (m x m) is taken in blocks of columns.
+    """
+    swap = a.shape[-2] < a.shape[-1]
+    if swap:
+        a, x = _ct(a), _ct(x)
+    m = a.shape[-2]
+    out = np.empty((len(a), 4))
+    step = max(1, _CHUNK // max(m * m, 1))
+    for s in range(0, len(a), step):
+        aa, xx = a[s : s + step], x[s : s + step]
+        xa = xx @ aa
+        out[s : s + step, 0] = _ratio(_fro(aa @ xa - aa), _fro(aa))
+        out[s : s + step, 1] = _ratio(_fro(xa @ xx - xx), _fro(xx))
+        out[s : s + step, 3] = _ratio(_fro(_ct(xa) - xa), _fro(xa))
+        width = max(1, _CHUNK // max(m, 1))
+        num, den = np.zeros(len(aa)), np.zeros(len(aa))
+        for j in range(0, m, width):  # AX[:, J] against (AX)^H[:, J] = (A[J, :] X)^H
+            block = aa @ xx[..., j : j + width]
+            num += _fro(_ct(aa[..., j : j + width, :] @ xx) - block) ** 2
+            den += _fro(block) ** 2
+        out[s : s + step, 2] = _ratio(np.sqrt(num), np.sqrt(den))
+    return out[:, [0, 1, 3, 2]] if swap else out
+
+
+def _probed_residuals(a: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """The residuals estimated as ``|M Z| / sqrt(PROBES)``, ``Z`` Gaussian (E|MZ|^2 = k|M|^2).
+
+    Each costs a few products with ``PROBES`` columns: O(m n PROBES), not O(m n min).
+    """
+    rng = np.random.default_rng(0)  # the same summary for the same file
+
+    def probes(rows: int) -> np.ndarray:
+        z = rng.standard_normal((len(a), rows, PROBES))
+        if np.iscomplexobj(a):
+            z = (z + 1j * rng.standard_normal(z.shape)) / np.sqrt(2)  # E|z|^2 = 1
+        return z
+
+    # Products with the probes only; a conjugate transpose of A or X is never formed:
+    # A^H Z = (Z^H A)^H, so that every product reads A and X in their own layout.
+    k = np.sqrt(PROBES)
+    zn, zm = probes(a.shape[-1]), probes(a.shape[-2])
+    az, xz = a @ zn, x @ zm
+    xaz, axz = x @ az, a @ xz
+    xh_ah_zm = _ct((_ct(zm) @ a) @ x)  # X^H A^H Z
+    ah_xh_zn = _ct((_ct(zn) @ x) @ a)  # A^H X^H Z
+    return np.stack(
+        [
+            _ratio(_fro(a @ xaz - az) / k, _fro(a)),
+            _ratio(_fro(x @ axz - xz) / k, _fro(x)),
+            _ratio(_fro(xh_ah_zm - axz), _fro(axz)),
+            _ratio(_fro(ah_xh_zn - xaz), _fro(xaz)),
+        ],
+        axis=-1,
+    )
+
+
+def _largest_sv(m: np.ndarray) -> float:
+    """The largest singular value by Lanczos (ARPACK) on the smaller Gram matrix.
+
+    In single precision, scaled to entries of at most 1: each step reads the matrix twice,
+    and half the bytes halve the time; the summary prints four digits and ARPACK's
+    ``tol=1e-5`` gives about five. If it does not converge, the exact SVD answers instead.
+    """
+    import scipy.linalg
+    from scipy.sparse.linalg import ArpackError, LinearOperator, eigsh
+
+    scale = float(np.abs(m).max(initial=0))
+    if scale == 0:
+        return 0.0
+    m = (m / scale).astype(np.complex64 if m.dtype.kind == "c" else np.float32)
+    mh = m.conj().T
+    rows, cols = m.shape
+    gram = (lambda v: mh @ (m @ v)) if cols <= rows else (lambda v: m @ (mh @ v))
+    size = min(rows, cols)
+    v0 = np.random.default_rng(0).standard_normal(size).astype(m.dtype)  # reproducible
+    operator = LinearOperator((size, size), matvec=gram, dtype=m.dtype)
+    try:
+        w = eigsh(operator, k=1, which="LM", tol=1e-5, v0=v0, return_eigenvectors=False)
+        return float(np.sqrt(max(float(np.real(w[0])), 0.0))) * scale
+    except (ArpackError, ValueError):  # ArpackNoConvergence is an ArpackError
+        return (
+            float(
+                scipy.linalg.svdvals(
+                    m.astype(np.complex128 if m.dtype.kind == "c" else np.float64)
+                )[0]
+            )
+            * scale
+        )
+
+
+class _Spectrum(NamedTuple):
+    largest: np.ndarray  # (B,) sigma_max of each matrix
+    smallest_kept: np.ndarray  # (B,), NaN where none is kept
+    largest_dropped: np.ndarray | None  # (B,), NaN where none is dropped; None: not computed
+    tol: np.ndarray  # (B,) the threshold
+    values: np.ndarray | None  # (B, min(m, n)) all of them, descending, or None
+
+
+def _spectrum(stack: np.ndarray, x: np.ndarray, ranks: np.ndarray, all_values: bool,
+              atol: float, rtol: float) -> _Spectrum:  # fmt: skip
+    """The summary's singular values of a ``(B, m, n)`` float64/complex128 stack."""
+    batch = len(stack)
+    if all_values:
+        sv = np.linalg.svd(stack, compute_uv=False) if stack.size else np.zeros((batch, 0))
+        largest = sv[:, 0] if sv.shape[1] else np.zeros(batch)
+        tol = np.maximum(atol, rtol * largest)
+        kept = sv > tol[:, None]
+        small = np.where(kept, sv, np.inf).min(axis=1, initial=np.inf)
+        big = np.where(kept, -np.inf, sv).max(axis=1, initial=-np.inf)
+        return _Spectrum(largest, np.where(np.isfinite(small), small, np.nan),
+                         np.where(np.isfinite(big), big, np.nan), tol, sv)  # fmt: skip
+    largest = np.array([_largest_sv(s) for s in stack])
+    smallest = np.array(
+        [1 / _largest_sv(xs) if r else np.nan for xs, r in zip(x, ranks, strict=True)]
+    )
+    return _Spectrum(largest, smallest, None, np.maximum(atol, rtol * largest), None)
+
+
+def _summary(a: np.ndarray, rank: np.ndarray, sp: _Spectrum, rule: str,
+             res: np.ndarray, estimated: bool) -> list[str]:  # fmt: skip
     batch, (m, n), e = a.shape[:-2], a.shape[-2:], lambda v: f"{v:.3e}"
     lines = [f"shape      {a.shape}  dtype {a.dtype}"]
     if batch:
@@ -187,39 +308,29 @@ def _summary(a: np.ndarray, rank: np.ndarray, sv: np.ndarray, tol: np.ndarray, r
         lines.append(f"rank       min {lo}, max {hi} (of {min(m, n)})")
     else:
         lines.append(f"rank       {rank[0]} (of {min(m, n)})")
-    kept = sv > tol[:, None]
-    if kept.any():
-        dropped = f", largest dropped {e(sv[~kept].max())}" if (~kept).any() else ""
-        lines.append(
-            f"sigma      largest {e(sv.max())}, smallest kept {e(sv[kept].min())}{dropped}"
-        )
+    kept, dropped = sp.smallest_kept[~np.isnan(sp.smallest_kept)], np.array([])
+    if sp.largest_dropped is not None:
+        dropped = sp.largest_dropped[~np.isnan(sp.largest_dropped)]
+    if kept.size:
+        line = f"sigma      largest {e(sp.largest.max())}, smallest kept {e(kept.min())}"
+        line += f", largest dropped {e(dropped.max())}" if dropped.size else ""
+        line += "" if sp.values is not None else "  (Lanczos; --exact for all values)"
+        lines.append(line)
     else:
-        lines.append("sigma      none kept" + (f" (largest {e(sv.max())})" if sv.size else ""))
-    span = f"{e(tol.min(initial=0))} to {e(tol.max(initial=0))}" if batch else e(tol[0])
+        largest = f" (largest {e(sp.largest.max())})" if sp.largest.size and m * n else ""
+        lines.append("sigma      none kept" + largest)
+    if not sp.tol.size:
+        span = "none (no matrices)"
+    else:
+        span = f"{e(sp.tol.min())} to {e(sp.tol.max())}" if batch else e(sp.tol[0])
     lines.append(f"threshold  {span} = {rule}")
-    names = ("|AXA-A|/|A|", "|XAX-X|/|X|", "|(AX)^H-AX|/|AX|", "|(XA)^H-XA|/|XA|")
     worst = res.max(axis=0) if res.size else np.zeros(4)
+    mark = "~" if estimated else ""
     head = "residuals  " + ("(worst in the batch) " if batch else "")
-    lines.append(head + "  ".join(f"{k} {v:.1e}" for k, v in zip(names, worst, strict=True)))
+    cells = "  ".join(f"{mark}{k} {v:.1e}" for k, v in zip(_NAMES, worst, strict=True))
+    note = f"  (estimated from {PROBES} random probes; --exact for exact values)" * estimated
+    lines.append(head + cells + note)
     return lines
-
-
-def _save(x: np.ndarray, suffix: str, f: Any) -> None:
-    if suffix == ".npy":
-        np.save(f, x)
-    elif suffix == ".npz":
-        np.savez(f, pinv=x)
-    elif suffix == ".mtx":
-        import scipy.io
-
-        # mmwrite takes float16 for an integer type; float32 holds every float16 exactly.
-        x = x.astype(np.float32) if x.dtype == np.float16 else x
-        scipy.io.mmwrite(f, x, precision=_DIGITS.get(x.real.dtype.itemsize, 17))
-    else:
-        delimiter = "," if suffix == ".csv" else " "
-        digits = _DIGITS.get(x.real.dtype.itemsize, 17)
-        cell = f"%.{digits}g%+.{digits}gj" if x.dtype.kind == "c" else f"%.{digits}g"
-        np.savetxt(f, x, fmt=delimiter.join([cell] * x.shape[-1]), delimiter=delimiter)
 
 
 def _plot(f: Any, sv: np.ndarray, tol: np.ndarray, rank: np.ndarray, name: str) -> None:
@@ -255,88 +366,90 @@ def _plot(f: Any, sv: np.ndarray, tol: np.ndarray, rank: np.ndarray, name: str) 
     fig.savefig(f, format="png", dpi=100)
 
 
-def _write_all(jobs: list[tuple[str, Any]]) -> None:
-    """Write every ``(path, writer)`` to a temp file beside it, then move all into place."""
-    temps: list[tuple[str, str]] = []
-    try:
-        for path, writer in jobs:
-            folder = os.path.dirname(os.path.abspath(path))
-            tmp = os.path.join(folder, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
-            try:  # O_EXCL: never an existing file; mode 0o666 & ~umask, as for any new file
-                fd = os.open(tmp, _NEW_FILE, 0o666)
-            except OSError as err:
-                raise BadInput(f"cannot write {path}: {err.strerror}: {folder}") from None
-            temps.append((tmp, path))
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    writer(f)
-            except (OSError, ValueError, TypeError) as err:
-                raise BadInput(f"cannot write {path}: {err}") from None
-        for tmp, path in temps:
-            try:
-                os.replace(tmp, path)
-            except OSError as err:
-                raise BadInput(f"cannot write {path}: {err.strerror}") from None
-    finally:
-        for tmp, _ in temps:
-            with contextlib.suppress(OSError):
-                os.remove(tmp)
+def _seconds(t: float) -> str:
+    return f"{t * 1e3:.2f} ms" if t < 1 else f"{t:.2f} s"
 
 
-def _run(args: argparse.Namespace) -> str:
-    out_suffix = _suffix(args.output, "output") if args.output else None
-    if args.plot and Path(args.plot).suffix.lower() != ".png":
-        raise BadInput(f"--plot writes a PNG image; give a name ending in .png, got {args.plot}")
+def _run(args: argparse.Namespace, progress: _Progress) -> str:
+    begin = time.perf_counter()
+    out_suffix = suffix_of(args.output, "output") if args.output else None
+    if args.plot and not args.plot.lower().endswith(".png"):
+        raise BadInput(
+            f"--plot writes a PNG image; give a name ending in .png, got {show(args.plot)}"
+        )
     for name in ("rtol", "atol"):
         value = getattr(args, name)
         if value is not None and not value >= 0:  # also rejects NaN
             raise BadInput(f"--{name} must be a number >= 0, got {value}")
-    try:
-        method = _methods.validate(args.method, args.hermitian)
-    except ValueError as err:
-        raise BadInput(str(err).replace("hermitian=True", "--hermitian")) from None
+    for flag, path in (("-o", args.output), ("--plot", args.plot)):
+        if path:
+            check_output(path, [args.input], flag)
+    if args.output and args.plot and os.path.realpath(args.output) == os.path.realpath(args.plot):
+        raise BadInput("-o and --plot name the same file")
     if args.plot:
         try:
             import matplotlib  # noqa: F401 - only to fail early, before computing
         except ImportError:
             raise BadInput(PLOT_ERROR) from None
-    a = _check_data(_load(args.input, args.key), args.input, args.hermitian)
+    progress.stage("read")
+    a = _check_data(read_matrix(args.input, args.key), args.input, args.hermitian)
     if args.plot and a.size == 0:
-        raise BadInput(f"--plot: {args.input} is empty (shape {a.shape}), no values to draw")
+        raise BadInput(f"--plot: {show(args.input)} is empty (shape {a.shape}), no values to draw")
     if out_suffix in TWO_D_ONLY and a.ndim > 2:
         raise BadInput(f"{out_suffix} holds one matrix; a batch of shape {a.shape} needs .npy/.npz")
 
+    progress.stage("pinv")
     start = time.perf_counter()
     try:
         x, rank = pinv(a, atol=args.atol, rtol=args.rtol, hermitian=args.hermitian,
-                       method=method, return_rank=True)  # fmt: skip
-    except (ValueError, np.linalg.LinAlgError) as err:
-        raise BadInput(str(err)) from None
-    seconds = time.perf_counter() - start
+                       method=args.method, return_rank=True)  # fmt: skip
+    except ValueError as err:  # an unknown method, say (LinAlgError is a ValueError)
+        message = str(err).splitlines()[0] if str(err) else type(err).__name__
+        message = message.replace(f'method="{args.method}"', f"--method {args.method}")
+        raise BadInput(show(message.replace("hermitian=True", "--hermitian"))) from None
+    pinv_seconds = time.perf_counter() - start
 
+    progress.stage("checks")
     m, n = a.shape[-2:]
-    batch_shape = (int(np.prod(a.shape[:-2])),)  # not -1: the data may be empty
-    stack, ranks = a.reshape(*batch_shape, m, n), np.reshape(rank, batch_shape)
-    atol, rtol = _tolerance.resolve(
-        None, args.atol, args.rtol, eps=_eps(a.dtype), m=m, n=n, batch_shape=batch_shape
-    )
-    sv = _spectrum(stack, args.hermitian) if stack.size else np.zeros((*batch_shape, 0))
-    tol = _tolerance.threshold(sv[:, 0] if sv.shape[1] else np.zeros(batch_shape), atol, rtol)
+    batch = int(np.prod(a.shape[:-2]))
+    big = np.complex128 if a.dtype.kind == "c" else np.float64
+    stack = a.reshape(batch, m, n).astype(big, copy=False)
     full = _hermitian(stack) if args.hermitian else stack
-    rule = f"max(atol {atol.max(initial=0):.3g}, rtol {rtol.max(initial=0):.3g} * sigma_max)"
-    lines = [f"input      {args.input}"]
-    lines += _summary(a, ranks, sv, tol, rule, _residuals(full, x.reshape(*batch_shape, n, m)))
-    lines.append(f"time       {seconds * 1e3:.2f} ms")
-    jobs = []
+    xs, ranks = x.reshape(batch, n, m).astype(big, copy=False), np.reshape(rank, batch)
+    atol, rtol = _tolerances(a, args.atol, args.rtol)
+    exact = args.exact or max(m, n) <= EXACT_SIZE
+    sp = _spectrum(full, xs, ranks, exact or bool(args.plot) or min(m, n) <= EXACT_SIZE, atol, rtol)
+    scale = np.abs(full).max(axis=(-2, -1), initial=0)[:, None, None]
+    if ((scale > 0) & ((scale < 1e-100) | (scale > 1e100))).any():  # |A|^2 would overflow
+        scale = np.where(scale > 0, scale, 1.0)  # A / s and s X: the same residuals
+        full, xs = full / scale, xs * scale
+    residuals = (_exact_residuals if exact else _probed_residuals)(full, xs)
+    rule = f"max(atol {atol:.3g}, rtol {rtol:.3g} * sigma_max)"
+    lines = [f"input      {show(args.input)}"]
+    lines += _summary(a, ranks, sp, rule, residuals, not exact)
+
+    progress.stage("write")
+    jobs, after = [], []
     if args.output:
-        jobs.append((args.output, lambda f: _save(x, out_suffix, f)))
-        lines.append(f"output     {args.output}  shape {x.shape}  dtype {x.dtype}")
+        jobs.append((args.output, lambda f: save(x, out_suffix, f)))
+        after.append(f"output     {show(args.output)}  shape {x.shape}  dtype {x.dtype}")
     if args.plot:
-        name = os.path.basename(args.input)
-        jobs.append((args.plot, lambda f: _plot(f, sv, tol, ranks, name)))
-        lines.append(f"plot       {args.plot}")
-    _write_all(jobs)
-    return "\n".join(lines)
+        name = show(os.path.basename(args.input))
+        values = sp.values if sp.values is not None else np.zeros((batch, 0))
+        jobs.append((args.plot, lambda f: _plot(f, values, sp.tol, ranks, name)))
+        after.append(f"plot       {show(args.plot)}")
+    write_all(jobs)
+    total = time.perf_counter() - begin
+    lines.append(f"time       pinv {_seconds(pinv_seconds)}, total {_seconds(total)}")
+    return "\n".join(lines + after)
+
+
+def _one_line(message: str, caught: list[warnings.WarningMessage]) -> str:
+    """The error line, with the distinct warnings that came before it folded in."""
+    seen = list(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught))
+    if seen:
+        message += f" (after {'; '.join(seen)})"
+    return show(" ".join(message.split("\n")))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -351,7 +464,8 @@ def main(argv: list[str] | None = None) -> int:
     -------
     int
         The exit status: 0 on success, 2 on bad input (one line on stderr, no output
-        file written or overwritten).
+        file written or overwritten), 1 if stdout was closed early (``| head``) or on an
+        internal error (one line too), 130 on Ctrl-C.
 
     Examples
     --------
@@ -367,17 +481,50 @@ def main(argv: list[str] | None = None) -> int:
     sigma      largest 5.000e+00, smallest kept 5.000e+00, largest dropped ...
     threshold  2.220e-15 = max(atol 0, rtol 4.44e-16 * sigma_max)
     residuals  |AXA-A|/|A| ...
-    time       ... ms
+    time       pinv ... ms, total ... ms
     0
     >>> folder.cleanup()
     """
-    try:
+    progress = None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")  # recorded, not printed: stderr keeps one line
         try:
-            args = _parser().parse_args(argv)
-        except SystemExit as exit_:  # --help and --version
-            return int(exit_.code or 0)
-        print(_run(args))
-    except BadInput as err:
-        print(f"pseudoinverse: error: {err}", file=sys.stderr)
-        return 2
+            try:
+                args = _parser().parse_args(argv)
+            except SystemExit as exit_:  # --help and --version
+                return int(exit_.code or 0)
+            progress = _Progress()
+            text = _run(args, progress)
+            progress.close()
+            print(text)
+            sys.stdout.flush()  # a closed pipe shows here, inside the handler below
+            for line in dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught):
+                print(f"pseudoinverse: warning: {show(line)}", file=sys.stderr)
+        except BadInput as err:
+            _close(progress)
+            print(f"pseudoinverse: error: {_one_line(str(err), caught)}", file=sys.stderr)
+            return 2
+        except BrokenPipeError:
+            # Python's docs, "Note on SIGPIPE": point stdout at devnull so that the final
+            # flush at exit does not raise again, and end quietly.
+            try:
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())
+            except (OSError, ValueError, AttributeError):  # a stdout without a descriptor
+                pass
+            return 1
+        except KeyboardInterrupt:
+            _close(progress)
+            print("pseudoinverse: interrupted", file=sys.stderr)
+            return 130
+        except Exception as err:  # a bug: still one line, and say where to report it
+            _close(progress)
+            what = _one_line(f"{type(err).__name__}: {err}", caught)
+            print(f"pseudoinverse: internal error: {what} (please report this)", file=sys.stderr)
+            return 1
     return 0
+
+
+def _close(progress: _Progress | None) -> None:
+    if progress is not None:
+        progress.close()
