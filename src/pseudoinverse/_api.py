@@ -90,9 +90,7 @@ def _check_out(out: Any, kind: str, shape: tuple[int, ...], dtype: Any) -> None:
     if kind == JAX:
         raise ValueError("out= cannot be used with JAX arrays: they are immutable")
     is_array = hasattr(out, "shape") and hasattr(out, "dtype")
-    if kind == NUMPY:
-        is_array = isinstance(out, np.ndarray)
-    if not is_array or kind_of(out) != kind:
+    if not is_array or kind_of(out) != kind or (kind == NUMPY and not isinstance(out, np.ndarray)):
         error = ValueError if is_array else TypeError  # another library's array: a value
         raise error(
             f"out must be an array of the input's library ({kind}), got {type(out).__name__}"
@@ -215,13 +213,19 @@ def pinv(
         NumPy array or array-like, PyTorch tensor, JAX, MLX, CuPy, Dask or any Array
         API array. The result has the same library and device.
     rcond : float or array, optional
-        NumPy's positional alias of ``rtol``; passing both is a ``TypeError``.
+        NumPy's positional alias of ``rtol``; passing both is a ``TypeError``. As in
+        ``numpy.linalg.pinv(a, rcond, hermitian)``, it may be the second positional
+        argument and ``hermitian`` the third.
+    hermitian : bool
+        Assume ``A`` Hermitian; only its lower triangle is read (and checked).
     atol, rtol : float or real array broadcastable to the batch shape, optional
         Per matrix, singular values ``sigma <= max(atol, rtol * sigma_max)`` are treated
         as zero. ``atol=None`` is 0; ``rtol=None`` is ``max(m, n) * eps`` where ``atol``
-        is not positive, else 0 (the rule of ``torch.linalg.pinv``).
-    hermitian : bool
-        Assume ``A`` Hermitian; only its lower triangle is read (and checked).
+        is not positive, else 0: the rule of ``torch.linalg.pinv`` and the Array API
+        standard. Other libraries' defaults differ: ``numpy.linalg.pinv``'s is
+        ``rcond=1e-15`` (pass ``rtol=1e-15``), ``jax.numpy.linalg.pinv``'s and
+        ``mlx.core.linalg.pinv``'s ``10 * max(m, n) * eps`` (pass that as ``rtol``),
+        ``torch.pinverse``'s ``1e-15`` (:func:`pinverse`).
     out : array, optional
         Where to write the result (same library, shape ``(..., n, m)``, result dtype).
     method : {"auto", "svd", "eigh", "jacobi", "batched", "qr", "randomized"}
@@ -229,8 +233,9 @@ def pinv(
         ``max(m, n) * eps * kappa`` (that of ``numpy.linalg.pinv``). ``"eigh"`` (needs
         ``hermitian=True``): LAPACK Hermitian eigensolver, the same promise.
         ``"jacobi"``: compiled batched Jacobi SVD for stacks of small matrices, error
-        within 2x of ``numpy.linalg.pinv``'s. ``"batched"``: stacked LU/QR inverses for
-        medium matrices, each taken only where an a-posteriori certificate proves
+        within 2x of ``numpy.linalg.pinv``'s in float64/complex128, of a float32 LAPACK
+        pinv's (``torch.linalg.pinv``) in float32/complex64. ``"batched"``: stacked
+        LU/QR inverses for medium matrices, each taken only where an a-posteriori certificate proves
         every singular value is kept, else the SVD. ``"qr"``: certified Householder QR
         for full-rank matrices, ``ValueError`` if it cannot be certified. ``"randomized"``:
         certified randomized range finder for low-rank matrices, else the SVD.
@@ -240,7 +245,8 @@ def pinv(
     return_rank : bool
         Also return the number of kept singular values (a :class:`PinvResult`).
     check_finite : bool
-        ``True``: NaN/Inf raises ``ValueError`` naming the first bad batch index.
+        ``True``: NaN/Inf raises ``numpy.linalg.LinAlgError`` (a ``ValueError``
+        subclass) naming the first bad batch index.
         ``False``: those matrices get an all-NaN result (and rank 0), the rest are
         computed normally.
     stream : MLX stream or device, optional
@@ -248,7 +254,24 @@ def pinv(
 
     Returns
     -------
-    X : array of shape ``(..., n, m)``, or ``PinvResult(pinv, rank)``.
+    X : array of shape ``(..., n, m)``, or ``PinvResult(pinv, rank)``
+        The input's library and device; an ``np.matrix`` gives an ``np.matrix``. With
+        ``return_rank=True``, ``PinvResult.method`` names the method that ran (what
+        ``"auto"`` chose: ``"svd"``, ``"eigh"``, ``"jacobi"``, ``"batched"``, or
+        ``"direct_or_svd"``/``"cholesky_or_eigh"`` for large matrices: a certified
+        LU/Gram/QR or Cholesky inverse per matrix, else the SVD or eigh for that matrix).
+        The logger ``"pseudoinverse"`` reports the same choice at level ``DEBUG``.
+
+    Raises
+    ------
+    ValueError
+        Bad shape, tolerance, method, ``out`` or ``stream``; ``method="qr"`` on a
+        matrix it cannot certify to have full rank.
+    TypeError
+        ``rcond`` and ``rtol`` together; ``out`` not an array; ``hermitian`` not a bool.
+    numpy.linalg.LinAlgError
+        NaN/Inf with ``check_finite=True``, or a LAPACK failure that no other driver
+        solved (a ``ValueError`` subclass).
 
     Notes
     -----

@@ -166,7 +166,11 @@ def chosen_name(
         return "eigh" if hermitian and method in ("auto", "eigh") else "svd"
     if method != "auto":
         return method
-    return choose(method, hermitian, shape, np.dtype(str(dtype).rsplit(".", 1)[-1]))
+    try:
+        np_dtype = np.dtype(dtype)
+    except TypeError:  # another library's dtype object: torch.float64 -> float64
+        np_dtype = np.dtype(str(dtype).rsplit(".", 1)[-1])
+    return choose(method, hermitian, shape, np_dtype)
 
 
 def run_numpy(
