@@ -369,3 +369,339 @@ def test_plot_without_matplotlib_is_a_clear_error(tmp_path, capsys, monkeypatch)
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # in-process: import fails too
     assert run(capsys, *args) == (2, "", f"pseudoinverse: error: {PLOT_ERROR}\n")
     assert not png.exists() and out.read_bytes() == SENTINEL
+
+
+# --- Regressions of issue 9 (defects 10-14 and the first-hour notes) ---------------------
+
+SEGFAULT_MTX = "%%MatrixMarket matrix array real general\n1 1\n1-1\n"
+
+
+def one_error_line(err: str) -> str:
+    assert err.startswith("pseudoinverse: error: ") and err.count("\n") == 1, err
+    assert "Traceback" not in err
+    return err
+
+
+def test_defect10_malformed_mtx_does_not_crash_the_process(tmp_path):
+    """SciPy's compiled reader died with SIGSEGV on this file; ours reads it in Python."""
+    path = tmp_path / "crash.mtx"
+    path.write_text(SEGFAULT_MTX)
+    (tmp_path / "out.npy").write_bytes(SENTINEL)
+    result = run_subprocess(path, "-o", tmp_path / "out.npy",
+                            prefix=(sys.executable, "-m", "pseudoinverse"))  # fmt: skip
+    assert result.returncode == 2, result
+    assert "line 3" in one_error_line(result.stderr)
+    assert (tmp_path / "out.npy").read_bytes() == SENTINEL
+    assert path.read_text() == SEGFAULT_MTX
+    empty = tmp_path / "empty.mtx"  # SciPy's reader: SIGFPE on this valid file (mmwrite's own)
+    empty.write_text("%%MatrixMarket matrix array real general\n%\n0 3\n")
+    result = run_subprocess(empty, "-o", tmp_path / "x.npy",
+                            prefix=(sys.executable, "-m", "pseudoinverse"))  # fmt: skip
+    assert (result.returncode, result.stderr) == (0, ""), result
+    assert np.load(tmp_path / "x.npy").shape == (3, 0)
+
+
+def mmwrite_cases(rng: np.random.Generator):
+    """(matrix or sparse matrix, mmwrite keywords) over every format, field and symmetry."""
+    import scipy.sparse
+
+    for _ in range(12):
+        m, n = (int(v) for v in rng.integers(1, 7, 2))
+        r = rng.standard_normal((m, n)) * 10.0 ** rng.integers(-5, 6)
+        c = r + 1j * rng.standard_normal((m, n))
+        i = rng.integers(-50, 50, (m, n))
+        s = rng.standard_normal((n, n))
+        sym, skew = s + s.T, s - s.T
+        t = s + 1j * rng.standard_normal((n, n))
+        h = t + t.conj().T  # exactly Hermitian: a real diagonal
+        sparse = np.where(rng.random((m, n)) < 0.4, r, 0.0)
+        sparse_sym = np.where(rng.random((n, n)) < 0.4, sym, 0.0)
+        sparse_sym = np.tril(sparse_sym) + np.tril(sparse_sym, -1).T
+        for dense in (r, c, i, sym, skew, h, np.tril(i[:1, :1])):
+            yield dense, {}
+            yield dense, {"symmetry": "general"}
+        for dense in (sparse, sparse_sym, np.tril(skew, -1) - np.tril(skew, -1).T, h):
+            yield scipy.sparse.coo_matrix(dense), {}
+        yield scipy.sparse.coo_matrix(sparse), {"field": "pattern"}
+        yield scipy.sparse.coo_matrix(sparse_sym), {"field": "pattern"}
+        yield scipy.sparse.coo_matrix(np.where(rng.random((m, n)) < 0.5, i, 0)), {}
+        yield scipy.sparse.coo_matrix(np.where(rng.random((m, n)) < 0.5, c, 0)), {}
+        skew_int = np.tril(i[:n, :n] if m >= n else i[:, :m], -1)
+        yield scipy.sparse.coo_matrix(skew_int - skew_int.T), {}
+    yield np.zeros((0, 3)), {}
+    yield scipy.sparse.coo_matrix((3, 2)), {}
+
+
+def test_defect10_matrix_market_reader_agrees_with_scipy_mmwrite_and_mmread():
+    """Our strict parser reads exactly what scipy.io.mmwrite wrote (and mmread reads)."""
+    import io
+
+    from pseudoinverse._cli_io import parse_matrix_market
+
+    banners = set()
+    for matrix, keywords in mmwrite_cases(np.random.default_rng(10)):
+        f = io.BytesIO()
+        scipy.io.mmwrite(f, matrix, precision=17, **keywords)
+        banners.add(f.getvalue().split(b"\n", 1)[0].decode())
+        ours = parse_matrix_market(f.getvalue())
+        dense = matrix.toarray() if hasattr(matrix, "toarray") else matrix
+        if keywords.get("field") == "pattern":
+            dense = (dense != 0).astype(float)
+        np.testing.assert_array_equal(ours, dense)
+        if ours.size:  # SciPy's reader dies (SIGFPE) on its own empty array "0 3"
+            f.seek(0)
+            theirs = scipy.io.mmread(f)
+            theirs = theirs.toarray() if hasattr(theirs, "toarray") else np.asarray(theirs)
+            np.testing.assert_array_equal(ours, theirs)
+            assert ours.dtype.kind == theirs.dtype.kind
+    for fmt in ("array", "coordinate"):  # every combination was met
+        fields = {"real": "general symmetric skew-symmetric", "complex": "general hermitian",
+                  "integer": "general"}  # fmt: skip
+        for field, symmetries in fields.items():
+            for symmetry in symmetries.split():
+                assert f"%%MatrixMarket matrix {fmt} {field} {symmetry}" in banners
+    assert "%%MatrixMarket matrix coordinate pattern symmetric" in banners
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        ("%%MatrixMarket matrix array real general\n1 1\n1-1\n", 3),
+        ("%%MatrixMarket matrix array real general\n% a comment\n1 2\n2x3\n4\n", 4),
+        ("%%MatrixMarket matrix array real general\n2 1\n1\n1 2\n", 4),  # two numbers
+        ("%%MatrixMarket matrix array real general\n2 2\n1\n2\n3\n", 6),  # too few
+        ("%%MatrixMarket matrix array real general\n1 1\n1\n2\n", 4),  # too many
+        ("%%MatrixMarket matrix array integer general\n1 1\n1.5\n", 3),
+        ("%%MatrixMarket matrix array real general\n1 1 1\n1\n", 2),  # size line of coordinate
+        ("%%MatrixMarket matrix array real general\n1 x\n1\n", 2),
+        ("%%MatrixMarket matrix array real symmetric\n2 3\n1\n", 2),  # not square
+        ("%%MatrixMarket matrix coordinate real general\n2 2 1\n3 1 1.0\n", 3),  # row 3 of 2
+        ("%%MatrixMarket matrix coordinate real general\n2 2 1\n0 1 1.0\n", 3),  # 1-based
+        ("%%MatrixMarket matrix coordinate real symmetric\n2 2 1\n1 2 1.0\n", 3),  # upper
+        ("%%MatrixMarket matrix coordinate real skew-symmetric\n2 2 1\n1 1 1.0\n", 3),
+        ("%%MatrixMarket matrix coordinate complex hermitian\n2 2 1\n1 1 1 2\n", 3),
+        ("%%MatrixMarket matrix coordinate pattern general\n2 2 1\n1 1 1\n", 3),
+        ("%%MatrixMarket matrix coordinate real general\n2 2 1\n1 1 ١\n", 3),  # Arabic 1
+        ("%%MatrixMarket matrix array pattern general\n1 1\n1\n", 1),
+        ("%%MatrixMarket matrix array real hermitian\n1 1\n1\n", 1),
+        ("%%MatrixMarket vector array real general\n1\n1\n", 1),
+        ("%MatrixMarket matrix array real general\n1 1\n1\n", 1),
+        ("%%MatrixMarket matrix coordinate real general\n99999 99999 0\n", 2),  # 1e10 entries
+    ],
+)
+def test_defect11_malformed_matrix_market_names_the_line(tmp_path, capsys, text, line):
+    path = tmp_path / "bad.mtx"
+    path.write_text(text, encoding="utf-8")
+    code, out, err = run(capsys, path, "-o", tmp_path / "x.npy")
+    assert (code, out) == (2, "")
+    assert f"line {line}:" in one_error_line(err)
+    assert not (tmp_path / "x.npy").exists()
+
+
+def test_defect11_numbers_that_strtod_half_reads_are_refused(capsys, tmp_path):
+    """``2x3`` and ``1-1`` were read as 2 and 1; well-formed neighbours still work."""
+    good = "%%MatrixMarket matrix array real general\n1 2\n-1.5e+00\n.25\n"
+    path = tmp_path / "good.mtx"
+    path.write_text(good)
+    assert run(capsys, path, "-o", tmp_path / "x.npy")[0] == 0
+    np.testing.assert_allclose(np.load(tmp_path / "x.npy"), np.linalg.pinv([[-1.5, 0.25]]))
+    for bad in ("2x3", "1-1", "1e", "0x10", "1,5", "1_0", "--1", "1e5.0"):
+        path.write_text(good.replace(".25", bad))
+        code, _, err = run(capsys, path)
+        assert code == 2 and "line 4:" in one_error_line(err), bad
+
+
+@pytest.mark.parametrize("how", ["same name", "./ prefix", "symlink", "hard link", "plot"])
+def test_defect12_output_that_is_the_input_is_refused(tmp_path, capsys, monkeypatch, how):
+    monkeypatch.chdir(tmp_path)
+    a = write(tmp_path / "a.npy", np.diag([2.0, 4.0]))
+    before = a.read_bytes()
+    output = {"same name": "a.npy", "./ prefix": "./a.npy", "symlink": "link.npy",
+              "hard link": "hard.npy", "plot": None}[how]  # fmt: skip
+    if how == "symlink":
+        os.symlink("a.npy", "link.npy")
+    if how == "hard link":
+        os.link("a.npy", "hard.npy")
+    args = ["a.npy", "-o", output] if output else ["a.npy"]
+    if how == "plot":  # a .png hard link to the input
+        os.link("a.npy", "p.png")
+        args += ["--plot", "p.png"]
+    code, out, err = run(capsys, *args)
+    assert (code, out) == (2, "")
+    assert "is the input file" in one_error_line(err)
+    assert a.read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == sorted(
+        {"a.npy", "link.npy" if how == "symlink" else "", "hard.npy" if how == "hard link" else "",
+         "p.png" if how == "plot" else ""} - {""}
+    )  # fmt: skip
+
+
+def test_output_through_a_symlink_writes_its_target(tmp_path, capsys):
+    a = write(tmp_path / "a.npy", np.diag([2.0, 4.0]))
+    (tmp_path / "target.npy").write_bytes(SENTINEL)
+    os.symlink(tmp_path / "target.npy", tmp_path / "link.npy")
+    assert run(capsys, a, "-o", tmp_path / "link.npy")[0] == 0
+    assert (tmp_path / "link.npy").is_symlink()
+    np.testing.assert_array_equal(np.load(tmp_path / "target.npy"), np.diag([0.5, 0.25]))
+
+
+def test_defect13_a_warning_before_an_error_is_folded_into_the_one_line(tmp_path, capsys):
+    """A long double beyond float64 warned "overflow encountered in cast" on its own line."""
+    a = np.array([[np.longdouble("1e4000"), 1]], dtype=np.longdouble)
+    if not np.isfinite(a).all():
+        pytest.skip("this platform's long double is float64")
+    path = tmp_path / "big.npy"
+    np.save(path, a)
+    code, out, err = run(capsys, path)
+    assert (code, out) == (2, "")
+    assert "NaN or Inf" in one_error_line(err) and "overflow" in err
+
+
+def test_defect13_a_newline_in_a_file_name_stays_on_the_line(tmp_path, capsys):
+    code, _, err = run(capsys, tmp_path / "two\nlines.npy")
+    assert code == 2 and "two\\nlines.npy" in one_error_line(err)
+    path = write(tmp_path / "tab\there\x1b[31m.npy", np.eye(2))
+    code, out, err = run(capsys, path, "-o", tmp_path / "new\nline.npy")
+    assert (code, err) == (0, "")
+    assert "tab\\there\\x1b[31m.npy" in out and "new\\nline.npy" in out
+    assert all(c.isprintable() for line in out.splitlines() for c in line)
+
+
+def test_defect13_a_closed_stdout_ends_quietly(tmp_path):
+    """``pseudoinverse a.npy | head -0``: no BrokenPipeError traceback, the output written."""
+    a = write(tmp_path / "a.npy", np.eye(3))
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # closed before the child writes: its first write gets EPIPE
+    try:
+        command = [sys.executable, "-m", "pseudoinverse", a, "-o", tmp_path / "x.npy"]
+        result = subprocess.run(command, stdout=write_end, stderr=subprocess.PIPE, text=True,
+                                timeout=60)  # fmt: skip
+    finally:
+        os.close(write_end)
+    assert result.stderr == "" and result.returncode == 1, result
+    np.testing.assert_array_equal(np.load(tmp_path / "x.npy"), np.eye(3))
+
+
+def test_defect14_a_directory_is_named_as_a_directory(tmp_path, capsys):
+    (tmp_path / "folder.npy").mkdir()
+    code, _, err = run(capsys, tmp_path / "folder.npy")
+    assert code == 2 and "is a directory" in one_error_line(err) and "no such" not in err
+
+
+def test_a_failing_writer_leaves_no_file_and_the_old_output(tmp_path, capsys, monkeypatch):
+    import pseudoinverse._cli_io as cli_io
+
+    a = write(tmp_path / "a.npy", np.eye(3))
+    (tmp_path / "x.npy").write_bytes(SENTINEL)
+
+    def half_then_fail(x, suffix, f):
+        f.write(b"\x93NUMPY half a file")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(cli_io, "save", half_then_fail)
+    monkeypatch.setattr("pseudoinverse._cli.save", half_then_fail)
+    code, _, err = run(capsys, a, "-o", tmp_path / "x.npy")
+    assert code == 2 and "No space left" in one_error_line(err)
+    assert (tmp_path / "x.npy").read_bytes() == SENTINEL
+    assert sorted(os.listdir(tmp_path)) == ["a.npy", "x.npy"]
+
+
+def test_batch_threshold_range_is_the_real_min_and_max(tmp_path, capsys):
+    a = np.stack([np.diag([3.0, 1.0]), np.diag([5.0, 2.0]), np.diag([7.0, 0.0])])
+    code, out, _ = run(capsys, write(tmp_path / "a.npy", a))
+    assert code == 0
+    eps2 = 2 * np.finfo(float).eps
+    assert f"threshold  {3 * eps2:.3e} to {7 * eps2:.3e} = " in out
+
+
+def test_plot_hint_names_an_installable_extra():
+    assert 'pip install -e ".[plot]"' in PLOT_ERROR and "pseudoinverse[plot]" not in PLOT_ERROR
+
+
+@pytest.mark.parametrize("dtype", [">f8", ">f4", ">c8", ">c16", ">i4"])
+def test_big_endian_npy(tmp_path, capsys, dtype):
+    a = low_rank(np.random.default_rng(6), 5, 4, 3, np.dtype(dtype).newbyteorder("="))
+    path = write(tmp_path / "a.npy", a.astype(dtype))
+    code, out, err = run(capsys, path, "-o", tmp_path / "x.npy")
+    assert (code, err) == (0, ""), err
+    real = np.float64 if a.dtype.kind in "iu" else a.real.dtype  # pinv's eps and precision
+    rtol = max(a.shape) * float(np.finfo(real).eps)
+    ref = np.linalg.pinv(a.astype(np.complex128 if a.dtype.kind == "c" else np.float64), rtol=rtol)
+    assert_close(np.load(tmp_path / "x.npy"), ref, real)
+    assert summary_rank(out) == "3 (of 4)"
+
+
+def test_npz_key_chooses_one_of_several_arrays(tmp_path, capsys):
+    np.savez(tmp_path / "two.npz", first=np.diag([2.0, 4.0]), second=np.eye(3) * 5)
+    for key, ref in (("first", np.diag([0.5, 0.25])), ("second", np.eye(3) / 5)):
+        code, _, _ = run(capsys, tmp_path / "two.npz", "--key", key, "-o", tmp_path / "x.npy")
+        assert code == 0
+        np.testing.assert_allclose(np.load(tmp_path / "x.npy"), ref)
+
+
+def test_unknown_output_extension_writes_nothing(tmp_path, capsys):
+    a = write(tmp_path / "a.npy", np.eye(2))
+    for name in ("x.xlsx", "x", "x.npy.bak"):
+        code, _, err = run(capsys, a, "-o", tmp_path / name)
+        assert code == 2 and "unknown output format" in one_error_line(err)
+    assert sorted(os.listdir(tmp_path)) == ["a.npy"]
+
+
+def test_large_summary_is_estimated_cheaply_and_close_to_exact(tmp_path, capsys):
+    """Beyond EXACT_SIZE: Lanczos sigmas (about 5 digits) and probed residuals (marked ~)."""
+    from pseudoinverse._cli import EXACT_SIZE
+
+    rng = np.random.default_rng(7)
+    a = with_spectrum(rng, EXACT_SIZE + 40, EXACT_SIZE + 8, list(np.geomspace(10, 1e-3, 300)))
+    path = write(tmp_path / "a.npy", a)
+    code, out, _ = run(capsys, path)
+    assert code == 0 and "~|AXA-A|/|A|" in out and "Lanczos" in out
+    assert "sigma      largest 1.000e+01, smallest kept 1.000e-03" in out
+    assert summary_rank(out) == f"300 (of {EXACT_SIZE + 8})"
+    code, exact_out, _ = run(capsys, path, "--exact")
+    assert code == 0 and "~" not in exact_out and "largest dropped" in exact_out
+    estimated = [float(v) for v in re.findall(r"~\|\S* (\S+)", out)]
+    exact = [float(v) for v in re.findall(r"\|\S* (\S+)", exact_out)]
+    assert len(estimated) == len(exact) == 4
+    for e, x in zip(estimated, exact, strict=True):  # the same order of magnitude
+        assert x / 3 <= e <= 3 * x or max(e, x) < 1e-15, (estimated, exact)
+
+
+def test_time_line_reports_pinv_and_total(tmp_path, capsys):
+    code, out, _ = run(capsys, write(tmp_path / "a.npy", np.eye(3)))
+    match = re.search(r"^time +pinv ([\d.]+) (ms|s), total ([\d.]+) (ms|s)$", out, re.MULTILINE)
+    assert code == 0 and match, out
+    pinv_s, total_s = (float(match[i]) * (1e-3 if match[i + 1] == "ms" else 1) for i in (1, 3))
+    assert 0 < pinv_s <= total_s
+
+
+class FakeTerminal:
+    """A stderr that says it is a terminal and keeps what is written."""
+
+    def __init__(self) -> None:
+        self.text = ""
+
+    def write(self, s: str) -> int:
+        self.text += s
+        return len(s)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_only_on_a_terminal_and_only_after_the_delay(tmp_path, capsys, monkeypatch):
+    import pseudoinverse._cli as cli
+
+    path = write(tmp_path / "a.npy", np.eye(3))
+    assert run(capsys, path)[2] == ""  # not a terminal: nothing extra
+    terminal = FakeTerminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert main([str(path)]) == 0
+    assert terminal.text == ""  # a terminal, but done within the delay
+    monkeypatch.setattr(cli, "PROGRESS_DELAY", 0.0)
+    assert main([str(path)]) == 0
+    assert "pseudoinverse: pinv" in terminal.text and "checks" in terminal.text
+    assert "input " not in terminal.text  # the summary goes to stdout only

@@ -303,13 +303,13 @@ def _dense(table, field, symmetry, m, n, found) -> np.ndarray:
 
 
 def _coordinate(table, field, symmetry, m, n, found) -> np.ndarray:
-    index = np.array([int(v) if len(v) < 19 else 2**62 for v in table[:, :2].ravel()])
+    index = np.array([int(v) if len(v) < 19 else 2**62 for v in table[:, :2].ravel()], np.int64)
     rows, cols = index.reshape(-1, 2).T - 1  # 1-based in the file; huge ones: out of range
     bad = np.flatnonzero((rows < 0) | (rows >= m) | (cols < 0) | (cols >= n))
     if bad.size:
         i, j = table[bad[0], :2]
         raise _MMError(found[bad[0]], f"index ({i}, {j}) is outside the {m} x {n} matrix")
-    values = _values(table, field, found)
+    values = _values(table[:, 2:], field, found)
     if symmetry == "general":
         a = np.zeros((m, n), dtype=_DTYPES[field])
         np.add.at(a, (rows, cols), values)  # repeated entries add up, as in scipy.io.mmread
