@@ -328,6 +328,10 @@ def pinv(
     else:
         dtype, result_dtype, eps = _dtypes(xp, a.dtype, kind)
     atol_np, rtol_np = _tolerance.resolve(rcond, atol, rtol, eps=eps, m=m, n=n, batch_shape=batch)
+    if kind != JAX and (_tolerance.is_traced(atol_np) or _tolerance.is_traced(rtol_np)):
+        raise TypeError(
+            f"a traced JAX tolerance needs a JAX array A (under jax.jit/vmap), got a {kind} A"
+        )
     if kind == MLX:
         return _mlx.pinv(
             A,
@@ -418,4 +422,4 @@ def pinverse(input: Any, rcond: float = 1e-15) -> Any:
     array([[1., 0.],
            [0., 0.]])
     """
-    return pinv(input, rtol=rcond)
+    return pinv(input, rcond)  # rcond is rtol's alias: errors name rcond

@@ -1,8 +1,9 @@
 """MLX: arrays in and out, ``stream=`` honoured, differentiable.
 
 MLX's CPU arrays are shared with NumPy, so the NumPy path (LAPACK, compiled kernels)
-computes the forward pass, in float64 for float64 input (``mlx.core.linalg.pinv`` is
-float32-only), and the result comes back as an MLX array of the input's dtype. MLX has
+computes the forward pass, in float64 for float64 input (``mlx.core.linalg.pinv``
+takes float32 and float64 only), and the result comes back as an MLX array of the
+input's dtype. MLX has
 complex64 (``mlx.core.linalg.pinv`` rejects complex; this does not) and no complex128.
 float16 and bfloat16 are computed in float32 with their own ``eps`` in the default
 ``rtol``; integer and bool input becomes MLX's default float32.
@@ -200,4 +201,8 @@ def pinv(
         x = out
     if not return_rank:
         return x
-    return PinvResult(x, int(rank.item()) if not batch else rank)
+    from .._methods import chosen_name
+
+    shape = (int(np.prod(batch)), m, n)
+    name = chosen_name(method, hermitian, shape, np.dtype(np_dtype))
+    return PinvResult(x, int(rank.item()) if not batch else rank, name)

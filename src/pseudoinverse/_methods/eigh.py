@@ -74,7 +74,9 @@ def hermitian_from_lower(xp: Any, a: Any) -> Any:
     """
     n = a.shape[-1]
     index = xp.arange(n, device=None if xp is np else array_api_compat.device(a))
-    rows, cols = index[:, None], index[None, :]
+    lead = (1,) * (a.ndim - 2)  # masks of a's rank: no implicit rank promotion (JAX)
+    rows = xp.reshape(index, (*lead, n, 1))
+    cols = xp.reshape(index, (*lead, 1, n))
     zero = xp.zeros_like(a)
     strict = xp.where(rows > cols, a, zero)
     diag = xp.where(rows == cols, a, zero)
