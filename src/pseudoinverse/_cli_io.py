@@ -153,11 +153,14 @@ def _read_text(data: bytes, delimiter: str | None) -> np.ndarray:
     except UnicodeDecodeError as err:
         line = data.count(b"\n", 0, err.start) + 1
         raise BadInput(f"line {line}: not UTF-8 text") from None
-    for number, line in enumerate(text.split("\n"), 1):
+    lines = text.split("\n")
+    for number, line in enumerate(lines, 1):
         head = line.split("#", 1)[0]
         if not _TEXT_LINE.fullmatch(head):
             bad = next((c for c in head if not _TEXT_CHAR.fullmatch(c)), "\r")
             raise BadInput(f"line {number}: unexpected character {bad!r} in a number table")
+    # A line of spaces is blank, as an empty one is (loadtxt reads it as one empty field).
+    text = "\n".join(line if line.strip(" \t\r") else "" for line in lines)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # an empty file: reported below as no numbers
         try:
