@@ -86,11 +86,12 @@ def _hermitian_part(a: Any) -> Any:
 def _bad_members(a: Any, hermitian: bool) -> Any:
     """``_finite.bad_members`` in MLX operations: NaN/Inf where read (with
     ``hermitian``, the lower triangle and the whole diagonal entry, imaginary part too)."""
-    finite = mx.isfinite(a)
-    if hermitian:  # the strict upper triangle is never read
+    if hermitian:  # the strict upper triangle is never read: replaced by zeros
         index = mx.arange(a.shape[-1])
-        finite = finite | (index[:, None] < index[None, :])
-    return ~mx.all(finite, axis=(-2, -1))
+        # ``where``, not ``isfinite(a) | upper``: under mx.vmap (MLX 0.32) the or of a
+        # batched and an unbatched boolean mask gives wrong, run-dependent results
+        a = mx.where(index[:, None] < index[None, :], mx.zeros_like(a), a)
+    return ~mx.all(mx.isfinite(a), axis=(-2, -1))
 
 
 def _raise_if_bad(bad: Any) -> None:
