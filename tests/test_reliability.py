@@ -225,3 +225,24 @@ def test_method_that_ran_is_reported(rng, caplog):
         assert pickle.loads(pickle.dumps(got)).method == expected
     assert any("'jacobi'" in r.getMessage() for r in caplog.records)
     assert pi.pinv(np.eye(2), method="qr", return_rank=True).method == "qr"
+
+
+@pytest.mark.parametrize("method", ["qr", "batched", "jacobi", "svd", "randomized"])
+def test_nan_members_never_reach_a_method(method, rng):
+    # check_finite=False: the bad member is NaN, the others computed; "qr" refused the
+    # zeroed member as rank-deficient
+    a = randn(rng, (3, 2, 4), np.float64)
+    a[1, 0, 0] = np.nan
+    x, rank = pi.pinv(a, method=method, check_finite=False, return_rank=True)
+    assert np.isnan(x[1]).all() and rank[1] == 0
+    np.testing.assert_allclose(x[[0, 2]], np.linalg.pinv(a[[0, 2]]), atol=1e-12)
+    assert np.isnan(pi.pinv(a[1], method=method, check_finite=False)).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.complex64])
+def test_qr_small_scale_single_precision(dtype):
+    # the Gram test's inverse iteration overflowed in float32 (a RuntimeWarning: an error)
+    a = (np.array([[1.0, 2.0, -0.5, 0.3]]) * 1e-10).astype(dtype)
+    ref = np.linalg.pinv(a.astype(np.complex128 if a.dtype.kind == "c" else np.float64))
+    np.testing.assert_allclose(pi.pinv(a, method="qr"), ref, rtol=1e-5)
+    np.testing.assert_allclose(pi.pinv(a.T, method="qr"), ref.T, rtol=1e-5)

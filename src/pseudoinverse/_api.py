@@ -118,20 +118,30 @@ def _compute_numpy(
     stack = np.ascontiguousarray(a.reshape(-1, m, n), dtype=dtype)
     bad = _finite.bad_members(np, stack, hermitian)
     any_bad = bool(bad.any())
-    if any_bad:
-        if check_finite:
-            _finite.raise_if_bad(np, bad.reshape(batch))
-        stack = np.where(bad[:, None, None], 0, stack)
-    atol = atol.reshape(-1)
+    if any_bad and check_finite:
+        _finite.raise_if_bad(np, bad.reshape(batch))
+    atol, rtol = atol.reshape(-1), rtol.reshape(-1)
+    if any_bad:  # only the good members are computed (a method may refuse a zero matrix)
+        good = ~bad
+        x = np.full((len(stack), n, m), np.nan, dtype=stack.dtype)
+        rank = np.zeros(len(stack), dtype=np.int64)
+        if good.any():
+            x[good], rank[good] = _run(method, stack[good], atol[good], rtol[good], hermitian)
+    else:
+        x, rank = _run(method, stack, atol, rtol, hermitian)
+    return x.reshape(*batch, n, m), rank.reshape(batch)
+
+
+def _run(
+    method: str, stack: np.ndarray, atol: np.ndarray, rtol: np.ndarray, hermitian: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """A finite stack through the method, scaled first where its entries are extreme."""
     stack, atol, scale = _scaled(stack, atol)
-    x, rank = _methods.run_numpy(method, stack, atol, rtol.reshape(-1), hermitian)
+    x, rank = _methods.run_numpy(method, stack, atol, rtol, hermitian)
     if scale is not None:  # pinv(A) = s pinv(s A), exact for a power of two s
         with np.errstate(over="ignore", under="ignore"):  # only if A^+ is out of range
             x = (x * scale[:, None, None]).astype(x.dtype)
-    if any_bad:
-        x[bad] = np.nan
-        rank[bad] = 0
-    return x.reshape(*batch, n, m), rank.reshape(batch)
+    return x, rank
 
 
 # Entries of magnitude within [2**-E, 2**E] leave every method's sums of squares and Gram

@@ -127,16 +127,21 @@ def _proven_bound(
 def _estimates(g: np.ndarray, r: np.ndarray) -> tuple[float, float]:
     """Rayleigh quotients near ``(lambda_min, lambda_max)`` of ``g = R^H R`` by ``STEPS``
     of inverse and power iteration (estimates: step 2 makes them rigorous)."""
+    # in double precision (k x k, cheap): a float32 inverse iteration of a small-scale G
+    # overflows in its norms; a non-finite estimate (NaN) makes the caller give up
+    wide = np.promote_types(g.dtype, np.float64)
+    g, r = g.astype(wide), r.astype(wide)
     (potrs,) = lapack.get_lapack_funcs(("potrs",), (r,))
     (mv,) = blas.get_blas_funcs(("hemv" if np.iscomplexobj(g) else "symv",), (g,))
     v = np.random.default_rng(SEED).standard_normal((g.shape[0], 2)).astype(g.dtype)
     lo, hi = v[:, 0], v[:, 1]
-    for _ in range(STEPS):
-        lo = potrs(r, lo, lower=0)[0]
-        lo /= np.linalg.norm(lo)
-        hi = mv(1.0, g, hi, lower=0)  # G's upper triangle
-        hi /= np.linalg.norm(hi)
-    lam = [float(np.vdot(v, mv(1.0, g, v, lower=0)).real) for v in (lo, hi)]
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        for _ in range(STEPS):
+            lo = potrs(r, lo, lower=0)[0]
+            lo /= np.linalg.norm(lo)
+            hi = mv(1.0, g, hi, lower=0)  # G's upper triangle
+            hi /= np.linalg.norm(hi)
+        lam = [float(np.vdot(v, mv(1.0, g, v, lower=0)).real) for v in (lo, hi)]
     return lam[0], lam[1]
 
 
@@ -163,6 +168,8 @@ def certify_rank(
     if info != 0:
         return None  # G not numerically positive definite: kappa beyond this test's reach
     lo_est, hi_est = _estimates(g, r)
+    if not (math.isfinite(lo_est) and math.isfinite(hi_est)):
+        return None
     w_err = p * gamma * (fro * rnd) ** 2  # step 1
     lam_lo = _proven_bound(g, lo_est, (0.8, 0.2, 0.05), 1.0, gamma, rnd)
     if lam_lo is None or not lam_lo - w_err > 0:
