@@ -408,6 +408,11 @@ def _run(args: argparse.Namespace, progress: _Progress) -> str:
         message = message.replace(f'method="{args.method}"', f"--method {args.method}")
         raise BadInput(show(message.replace("hermitian=True", "--hermitian"))) from None
     pinv_seconds = time.perf_counter() - start
+    if x.dtype.kind in "fc" and not np.isfinite(x).all():  # e.g. 1 / 5e-324: beyond float64
+        raise BadInput(
+            f"the pseudo-inverse of {show(args.input)} overflows {x.dtype} (a kept singular "
+            "value is too small); scale the data or raise --atol/--rtol"
+        )
 
     progress.stage("checks")
     m, n = a.shape[-2:]

@@ -348,16 +348,31 @@ def save(x: np.ndarray, suffix: str, f: IO[bytes]) -> None:
     elif suffix == ".npz":
         np.savez(f, pinv=x)
     elif suffix == ".mtx":
-        import scipy.io  # writing our own well-formed array is safe in SciPy's writer
-
-        # mmwrite takes float16 for an integer type; float32 holds every float16 exactly.
-        x = x.astype(np.float32) if x.dtype == np.float16 else x
-        scipy.io.mmwrite(f, x, precision=_DIGITS.get(x.real.dtype.itemsize, 17))
+        _write_matrix_market(f, x)
     else:
         delimiter = "," if suffix == ".csv" else " "
         digits = _DIGITS.get(x.real.dtype.itemsize, 17)
         cell = f"%.{digits}g%+.{digits}gj" if x.dtype.kind == "c" else f"%.{digits}g"
         np.savetxt(f, x, fmt=delimiter.join([cell] * x.shape[-1]), delimiter=delimiter)
+
+
+def _write_matrix_market(f: IO[bytes], x: np.ndarray) -> None:
+    """A dense ``array ... general`` Matrix Market file, numbers as ``repr`` (round-trip).
+
+    Ours, not ``scipy.io.mmwrite``: SciPy's compiled writer never returns for an empty
+    complex (0, n) array (and its reader dies on an empty array).
+    """
+    field = "complex" if x.dtype.kind == "c" else "real"
+    f.write(f"%%MatrixMarket matrix array {field} general\n%\n{x.shape[0]} {x.shape[1]}\n".encode())
+    values = x.T.ravel()  # column-major, as the format stores it
+    step = 1 << 16  # a bounded amount of text in memory at a time
+    for start in range(0, values.size, step):
+        chunk = values[start : start + step].tolist()  # Python numbers: exact, shortest repr
+        if field == "complex":
+            lines = [f"{v.real!r} {v.imag!r}" for v in chunk]
+        else:
+            lines = [repr(v) for v in chunk]
+        f.write(("\n".join(lines) + "\n").encode())
 
 
 def check_output(path: str, inputs: list[str], flag: str) -> None:
