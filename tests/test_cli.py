@@ -705,3 +705,16 @@ def test_progress_only_on_a_terminal_and_only_after_the_delay(tmp_path, capsys, 
     assert main([str(path)]) == 0
     assert "pseudoinverse: pinv" in terminal.text and "checks" in terminal.text
     assert "input " not in terminal.text  # the summary goes to stdout only
+
+
+def test_empty_complex_result_to_mtx_and_an_overflowing_result(tmp_path, capsys):
+    """SciPy's mmwrite never returned for a (0, 3) complex array; 1 / 5e-324 is no float64."""
+    from pseudoinverse._cli_io import parse_matrix_market
+
+    np.save(tmp_path / "e.npy", np.zeros((3, 0), complex))
+    assert run(capsys, tmp_path / "e.npy", "-o", tmp_path / "x.mtx")[0] == 0
+    assert parse_matrix_market((tmp_path / "x.mtx").read_bytes()).shape == (0, 3)
+    np.save(tmp_path / "tiny.npy", np.array([[5e-324, 0.0]]))
+    code, _, err = run(capsys, tmp_path / "tiny.npy", "-o", tmp_path / "y.npy")
+    assert code == 2 and "overflows" in one_error_line(err)
+    assert not (tmp_path / "y.npy").exists()

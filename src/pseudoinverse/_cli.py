@@ -37,7 +37,17 @@ import numpy as np
 
 from . import __version__
 from ._api import pinv
-from ._cli_io import FORMATS, BadInput, check_output, read_matrix, save, show, suffix_of, write_all
+from ._cli_io import (
+    FORMATS,
+    MAX_DENSE_ENTRIES,
+    BadInput,
+    check_output,
+    read_matrix,
+    save,
+    show,
+    suffix_of,
+    write_all,
+)
 
 TWO_D_ONLY = (".csv", ".txt", ".mtx")
 PLOT_ERROR = (
@@ -140,6 +150,8 @@ def _check_data(a: np.ndarray, path: str, hermitian: bool) -> np.ndarray:
         raise BadInput(
             f"{show(path)} contains NaN or Inf (first at index {tuple(map(int, where))})"
         )
+    if max(a.shape) > MAX_DENSE_ENTRIES:  # e.g. an empty (10**11, 0) from a forged header
+        raise BadInput(f"{show(path)}: shape {a.shape} has a dimension beyond 2**30")
     if hermitian and a.shape[-1] != a.shape[-2]:
         raise BadInput(f"--hermitian needs square matrices, got shape {a.shape}")
     return a
@@ -428,7 +440,10 @@ def _run(args: argparse.Namespace, progress: _Progress) -> str:
     if ((scale > 0) & ((scale < 1e-100) | (scale > 1e100))).any():  # |A|^2 would overflow
         scale = np.where(scale > 0, scale, 1.0)  # A / s and s X: the same residuals
         full, xs = full / scale, xs * scale
-    residuals = (_exact_residuals if exact else _probed_residuals)(full, xs)
+    if not full.size:  # nothing to check (and no probes of an empty 10**6 x 0 matrix)
+        residuals = np.zeros((batch, 4))
+    else:
+        residuals = (_exact_residuals if exact else _probed_residuals)(full, xs)
     rule = f"max(atol {atol:.3g}, rtol {rtol:.3g} * sigma_max)"
     lines = [f"input      {show(args.input)}"]
     lines += _summary(a, ranks, sp, rule, residuals, not exact)

@@ -248,7 +248,7 @@ def parse_matrix_market(data: bytes | str) -> np.ndarray:
     m, n, *nnz = (int(v) for v in match.groups())
     if symmetry != "general" and m != n:
         raise _MMError(size_line, f"a {symmetry} matrix must be square, got {m} x {n}")
-    if m * n > MAX_DENSE_ENTRIES:
+    if m * n > MAX_DENSE_ENTRIES or max(m, n) > MAX_DENSE_ENTRIES:
         raise _MMError(size_line, f"{m} x {n} is too large for a dense pseudo-inverse")
     if fmt == "array":
         expected = {"general": m * n, "skew-symmetric": n * (n - 1) // 2}.get(
@@ -349,6 +349,8 @@ def save(x: np.ndarray, suffix: str, f: IO[bytes]) -> None:
         np.savez(f, pinv=x)
     elif suffix == ".mtx":
         _write_matrix_market(f, x)
+    elif x.size == 0:  # empty rows; no format string of x.shape[-1] cells
+        f.write(b"\n" * x.shape[0])
     else:
         delimiter = "," if suffix == ".csv" else " "
         digits = _DIGITS.get(x.real.dtype.itemsize, 17)
