@@ -649,7 +649,7 @@ def test_unknown_output_extension_writes_nothing(tmp_path, capsys):
 
 def test_large_summary_is_estimated_cheaply_and_close_to_exact(tmp_path, capsys):
     """Beyond EXACT_SIZE: Lanczos sigmas (about 5 digits) and probed residuals (marked ~)."""
-    from pseudoinverse._cli import EXACT_SIZE
+    from pseudoinverse._cli_checks import EXACT_SIZE
 
     rng = np.random.default_rng(7)
     a = with_spectrum(rng, EXACT_SIZE + 40, EXACT_SIZE + 8, list(np.geomspace(10, 1e-3, 300)))

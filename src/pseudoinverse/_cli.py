@@ -31,12 +31,22 @@ import os
 import sys
 import time
 import warnings
-from typing import Any, NamedTuple, NoReturn
+from typing import Any, NoReturn
 
 import numpy as np
 
 from . import __version__
 from ._api import pinv
+from ._cli_checks import (
+    EXACT_SIZE,
+    PROBES,
+    exact_residuals,
+    hermitian_part,
+    probed_residuals,
+    spectrum,
+    summary_lines,
+    tolerances,
+)
 from ._cli_io import (
     FORMATS,
     MAX_DENSE_ENTRIES,
@@ -53,11 +63,7 @@ TWO_D_ONLY = (".csv", ".txt", ".mtx")
 PLOT_ERROR = (
     '--plot needs matplotlib: pip install matplotlib, or from a checkout pip install -e ".[plot]"'
 )
-EXACT_SIZE = 512  # see the module docstring: up to here exact checks cost little
-PROBES = 32  # random probes of an estimated residual: relative spread about 1/sqrt(2 * 32)
 PROGRESS_DELAY = 1.0  # seconds of work before a progress bar appears (tqdm's delay)
-_CHUNK = 2**22  # entries of float64 work arrays per step of the exact residuals (32 MiB)
-_NAMES = ("|AXA-A|/|A|", "|XAX-X|/|X|", "|(AX)^H-AX|/|AX|", "|(XA)^H-XA|/|XA|")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -157,197 +163,6 @@ def _check_data(a: np.ndarray, path: str, hermitian: bool) -> np.ndarray:
     return a
 
 
-def _eps(dtype: np.dtype) -> float:
-    # SPEC's rule: a float keeps its own eps (float16's too), integers and bools are float64.
-    return float(np.finfo(dtype if dtype.kind in "fc" else np.float64).eps)
-
-
-def _tolerances(a: np.ndarray, atol: float | None, rtol: float | None) -> tuple[float, float]:
-    """SPEC's defaults: atol None is 0; rtol None is max(m, n) * eps unless atol > 0."""
-    atol = 0.0 if atol is None else atol
-    if rtol is None:
-        rtol = max(a.shape[-2:]) * _eps(a.dtype) if atol <= 0 else 0.0
-    return atol, rtol
-
-
-def _ct(m: np.ndarray) -> np.ndarray:
-    return np.conj(np.swapaxes(m, -1, -2))
-
-
-def _hermitian(a: np.ndarray) -> np.ndarray:
-    """The matrix that ``hermitian=True`` means: the lower triangle, with a real diagonal."""
-    low = np.tril(a, -1)
-    return low + _ct(low) + np.diagonal(a, 0, -2, -1).real[..., None] * np.eye(a.shape[-1])
-
-
-def _fro(m: np.ndarray) -> np.ndarray:
-    """Frobenius norms of a stack, scaled first: entries near 1e200 do not overflow."""
-    big = np.abs(m).max(axis=(-2, -1), initial=0)
-    big = np.where(big > 0, big, 1.0)
-    return big * np.linalg.norm(m / big[..., None, None], axis=(-2, -1))
-
-
-def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-    return num / np.where(den > 0, den, 1.0)  # a zero matrix: the absolute residual (0)
-
-
-def _exact_residuals(a: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """The four Penrose residuals of a ``(B, m, n)`` stack and its ``(B, n, m)`` result.
-
-    With ``m >= n`` (else the conjugate transposes, whose conditions 3 and 4 swap), only
-    ``XA`` (n x n) is formed whole; ``AX`` (m x m) is taken in blocks of columns.
-    """
-    swap = a.shape[-2] < a.shape[-1]
-    if swap:
-        a, x = _ct(a), _ct(x)
-    m = a.shape[-2]
-    out = np.empty((len(a), 4))
-    step = max(1, _CHUNK // max(m * m, 1))
-    for s in range(0, len(a), step):
-        aa, xx = a[s : s + step], x[s : s + step]
-        xa = xx @ aa
-        out[s : s + step, 0] = _ratio(_fro(aa @ xa - aa), _fro(aa))
-        out[s : s + step, 1] = _ratio(_fro(xa @ xx - xx), _fro(xx))
-        out[s : s + step, 3] = _ratio(_fro(_ct(xa) - xa), _fro(xa))
-        width = max(1, _CHUNK // max(m, 1))
-        num, den = np.zeros(len(aa)), np.zeros(len(aa))
-        for j in range(0, m, width):  # AX[:, J] against (AX)^H[:, J] = (A[J, :] X)^H
-            block = aa @ xx[..., j : j + width]
-            num += _fro(_ct(aa[..., j : j + width, :] @ xx) - block) ** 2
-            den += _fro(block) ** 2
-        out[s : s + step, 2] = _ratio(np.sqrt(num), np.sqrt(den))
-    return out[:, [0, 1, 3, 2]] if swap else out
-
-
-def _probed_residuals(a: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """The residuals estimated as ``|M Z| / sqrt(PROBES)``, ``Z`` Gaussian (E|MZ|^2 = k|M|^2).
-
-    Each costs a few products with ``PROBES`` columns: O(m n PROBES), not O(m n min).
-    """
-    rng = np.random.default_rng(0)  # the same summary for the same file
-
-    def probes(rows: int) -> np.ndarray:
-        z = rng.standard_normal((len(a), rows, PROBES))
-        if np.iscomplexobj(a):
-            z = (z + 1j * rng.standard_normal(z.shape)) / np.sqrt(2)  # E|z|^2 = 1
-        return z
-
-    # Products with the probes only; a conjugate transpose of A or X is never formed:
-    # A^H Z = (Z^H A)^H, so that every product reads A and X in their own layout.
-    k = np.sqrt(PROBES)
-    zn, zm = probes(a.shape[-1]), probes(a.shape[-2])
-    az, xz = a @ zn, x @ zm
-    xaz, axz = x @ az, a @ xz
-    xh_ah_zm = _ct((_ct(zm) @ a) @ x)  # X^H A^H Z
-    ah_xh_zn = _ct((_ct(zn) @ x) @ a)  # A^H X^H Z
-    return np.stack(
-        [
-            _ratio(_fro(a @ xaz - az) / k, _fro(a)),
-            _ratio(_fro(x @ axz - xz) / k, _fro(x)),
-            _ratio(_fro(xh_ah_zm - axz), _fro(axz)),
-            _ratio(_fro(ah_xh_zn - xaz), _fro(xaz)),
-        ],
-        axis=-1,
-    )
-
-
-def _largest_sv(m: np.ndarray) -> float:
-    """The largest singular value by Lanczos (ARPACK) on the smaller Gram matrix.
-
-    In single precision, scaled to entries of at most 1: each step reads the matrix twice,
-    and half the bytes halve the time; the summary prints four digits and ARPACK's
-    ``tol=1e-5`` gives about five. If it does not converge, the exact SVD answers instead.
-    """
-    import scipy.linalg
-    from scipy.sparse.linalg import ArpackError, LinearOperator, eigsh
-
-    scale = float(np.abs(m).max(initial=0))
-    if scale == 0:
-        return 0.0
-    m = (m / scale).astype(np.complex64 if m.dtype.kind == "c" else np.float32)
-    mh = m.conj().T
-    rows, cols = m.shape
-    gram = (lambda v: mh @ (m @ v)) if cols <= rows else (lambda v: m @ (mh @ v))
-    size = min(rows, cols)
-    v0 = np.random.default_rng(0).standard_normal(size).astype(m.dtype)  # reproducible
-    operator = LinearOperator((size, size), matvec=gram, dtype=m.dtype)
-    try:
-        w = eigsh(operator, k=1, which="LM", tol=1e-5, v0=v0, return_eigenvectors=False)
-        return float(np.sqrt(max(float(np.real(w[0])), 0.0))) * scale
-    except (ArpackError, ValueError):  # ArpackNoConvergence is an ArpackError
-        return (
-            float(
-                scipy.linalg.svdvals(
-                    m.astype(np.complex128 if m.dtype.kind == "c" else np.float64)
-                )[0]
-            )
-            * scale
-        )
-
-
-class _Spectrum(NamedTuple):
-    largest: np.ndarray  # (B,) sigma_max of each matrix
-    smallest_kept: np.ndarray  # (B,), NaN where none is kept
-    largest_dropped: np.ndarray | None  # (B,), NaN where none is dropped; None: not computed
-    tol: np.ndarray  # (B,) the threshold
-    values: np.ndarray | None  # (B, min(m, n)) all of them, descending, or None
-
-
-def _spectrum(stack: np.ndarray, x: np.ndarray, ranks: np.ndarray, all_values: bool,
-              atol: float, rtol: float) -> _Spectrum:  # fmt: skip
-    """The summary's singular values of a ``(B, m, n)`` float64/complex128 stack."""
-    batch = len(stack)
-    if all_values:
-        sv = np.linalg.svd(stack, compute_uv=False) if stack.size else np.zeros((batch, 0))
-        largest = sv[:, 0] if sv.shape[1] else np.zeros(batch)
-        tol = np.maximum(atol, rtol * largest)
-        kept = sv > tol[:, None]
-        small = np.where(kept, sv, np.inf).min(axis=1, initial=np.inf)
-        big = np.where(kept, -np.inf, sv).max(axis=1, initial=-np.inf)
-        return _Spectrum(largest, np.where(np.isfinite(small), small, np.nan),
-                         np.where(np.isfinite(big), big, np.nan), tol, sv)  # fmt: skip
-    largest = np.array([_largest_sv(s) for s in stack])
-    smallest = np.array(
-        [1 / _largest_sv(xs) if r else np.nan for xs, r in zip(x, ranks, strict=True)]
-    )
-    return _Spectrum(largest, smallest, None, np.maximum(atol, rtol * largest), None)
-
-
-def _summary(a: np.ndarray, rank: np.ndarray, sp: _Spectrum, rule: str,
-             res: np.ndarray, estimated: bool) -> list[str]:  # fmt: skip
-    batch, (m, n), e = a.shape[:-2], a.shape[-2:], lambda v: f"{v:.3e}"
-    lines = [f"shape      {a.shape}  dtype {a.dtype}"]
-    if batch:
-        lines[-1] += f"  ({int(np.prod(batch))} matrices of {m} x {n})"
-        lo, hi = (rank.min(), rank.max()) if rank.size else (0, 0)
-        lines.append(f"rank       min {lo}, max {hi} (of {min(m, n)})")
-    else:
-        lines.append(f"rank       {rank[0]} (of {min(m, n)})")
-    kept, dropped = sp.smallest_kept[~np.isnan(sp.smallest_kept)], np.array([])
-    if sp.largest_dropped is not None:
-        dropped = sp.largest_dropped[~np.isnan(sp.largest_dropped)]
-    if kept.size:
-        line = f"sigma      largest {e(sp.largest.max())}, smallest kept {e(kept.min())}"
-        line += f", largest dropped {e(dropped.max())}" if dropped.size else ""
-        line += "" if sp.values is not None else "  (Lanczos; --exact for all values)"
-        lines.append(line)
-    else:
-        largest = f" (largest {e(sp.largest.max())})" if sp.largest.size and m * n else ""
-        lines.append("sigma      none kept" + largest)
-    if not sp.tol.size:
-        span = "none (no matrices)"
-    else:
-        span = f"{e(sp.tol.min())} to {e(sp.tol.max())}" if batch else e(sp.tol[0])
-    lines.append(f"threshold  {span} = {rule}")
-    worst = res.max(axis=0) if res.size else np.zeros(4)
-    mark = "~" if estimated else ""
-    head = "residuals  " + ("(worst in the batch) " if batch else "")
-    cells = "  ".join(f"{mark}{k} {v:.1e}" for k, v in zip(_NAMES, worst, strict=True))
-    note = f"  (estimated from {PROBES} random probes; --exact for exact values)" * estimated
-    lines.append(head + cells + note)
-    return lines
-
-
 def _plot(f: Any, sv: np.ndarray, tol: np.ndarray, rank: np.ndarray, name: str) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg  # no pyplot: no global state
     from matplotlib.figure import Figure
@@ -434,11 +249,11 @@ def _run(args: argparse.Namespace, progress: _Progress) -> str:
     batch = int(np.prod(a.shape[:-2]))
     big = np.complex128 if a.dtype.kind == "c" else np.float64
     stack = a.reshape(batch, m, n).astype(big, copy=False)
-    full = _hermitian(stack) if args.hermitian else stack
+    full = hermitian_part(stack) if args.hermitian else stack
     xs, ranks = x.reshape(batch, n, m).astype(big, copy=False), np.reshape(rank, batch)
-    atol, rtol = _tolerances(a, args.atol, args.rtol)
+    atol, rtol = tolerances(a, args.atol, args.rtol)
     exact = args.exact or max(m, n) <= EXACT_SIZE
-    sp = _spectrum(full, xs, ranks, exact or bool(args.plot) or min(m, n) <= EXACT_SIZE, atol, rtol)
+    sp = spectrum(full, xs, ranks, exact or bool(args.plot) or min(m, n) <= EXACT_SIZE, atol, rtol)
     if not full.size:  # nothing to check (and no probes of an empty 10**6 x 0 matrix)
         residuals = np.zeros((batch, 4))
     else:
@@ -450,10 +265,10 @@ def _run(args: argparse.Namespace, progress: _Progress) -> str:
             (big_a > 0) & (big_x > 0), np.sqrt(big_a) / np.sqrt(np.maximum(big_x, 1e-300)), 1.0
         )
         with np.errstate(all="ignore"):  # beyond even that: a NaN residual, said as such
-            residuals = (_exact_residuals if exact else _probed_residuals)(full / c, xs * c)
+            residuals = (exact_residuals if exact else probed_residuals)(full / c, xs * c)
     rule = f"max(atol {atol:.3g}, rtol {rtol:.3g} * sigma_max)"
     lines = [f"input      {show(args.input)}"]
-    lines += _summary(a, ranks, sp, rule, residuals, not exact)
+    lines += summary_lines(a, ranks, sp, rule, residuals, not exact)
 
     progress.stage("write")
     jobs, after = [], []
