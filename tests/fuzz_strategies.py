@@ -734,40 +734,9 @@ def cases(
             )
         )
     else:
-        kind = draw(
-            st.sampled_from(
-                [
-                    "gauss",
-                    "gauss",
-                    "lowrank",
-                    "lowrank",
-                    "spectrum",
-                    "spectrum",
-                    "threshold",
-                    "threshold",
-                    "zeros",
-                    "integers",
-                    "sparse",
-                    "graded",
-                    "hermitian",
-                ]
-                if m == n
-                else [
-                    "gauss",
-                    "gauss",
-                    "lowrank",
-                    "lowrank",
-                    "spectrum",
-                    "spectrum",
-                    "threshold",
-                    "threshold",
-                    "zeros",
-                    "integers",
-                    "sparse",
-                    "graded",
-                ]
-            )
-        )
+        kinds = ["gauss", "gauss", "lowrank", "lowrank", "spectrum", "spectrum"]
+        kinds += ["threshold", "threshold", "zeros", "integers", "sparse", "graded"]
+        kind = draw(st.sampled_from([*kinds, "hermitian"] if m == n else kinds))
     k = min(m, n)
     rank = None
     if kind in ("lowrank", "spectrum") or (kind == "hermitian" and draw(st.booleans())):
