@@ -296,17 +296,17 @@ def test_half_precision_gradient_keeps_dtype():
 
 
 def test_fast_path_is_numpy_and_zero_copy(monkeypatch):
-    from pseudoinverse import _api
+    from pseudoinverse import _engine
 
     calls = []
 
-    original = _api._compute_numpy
+    original = _engine.compute_numpy
 
     def spy(a, *args, **kwargs):
         calls.append(a)
         return original(a, *args, **kwargs)
 
-    monkeypatch.setattr(_api, "_compute_numpy", spy)
+    monkeypatch.setattr(_engine, "compute_numpy", spy)
     t = randn((4, 3))
     pi.pinv(t)
     assert len(calls) == 1 and np.shares_memory(calls[0], t.numpy())

@@ -1,9 +1,9 @@
 """The public functions: the one place that validates and normalises input.
 
 ``pinv`` infers the array's library once, checks the shape, dtype, tolerances, method
-and ``out``, then routes the clean input to a compute path: NumPy (LAPACK and compiled
-kernels), or the portable Array API core, or a library's native path (``_backends``).
-The paths never re-check.
+and ``out``, then routes the clean input to a compute path: the engine's NumPy stacks
+(LAPACK and compiled kernels) or portable Array API core (``_engine``), or a library's
+adapter (``_backends``), which calls the engine in turn. The paths never re-check.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 import array_api_compat
 import numpy as np
 
-from . import _finite, _methods, _tolerance
+from . import _engine, _methods, _tolerance
 from ._backends import (
     DASK,
     JAX,
@@ -102,104 +102,6 @@ def _check_out(out: Any, kind: str, shape: tuple[int, ...], dtype: Any) -> None:
             f"out must have shape {shape} and dtype {dtype}, "
             f"got shape {tuple(out.shape)} and dtype {out.dtype}"
         )
-
-
-def _compute_numpy(
-    a: np.ndarray,
-    atol: np.ndarray,
-    rtol: np.ndarray,
-    *,
-    dtype: Any,
-    hermitian: bool,
-    method: str,
-    check_finite: bool,
-) -> tuple[np.ndarray, np.ndarray]:
-    *batch, m, n = a.shape
-    stack = np.ascontiguousarray(a.reshape(-1, m, n), dtype=dtype)
-    bad = _finite.bad_members(np, stack, hermitian)
-    any_bad = bool(bad.any())
-    if any_bad and check_finite:
-        _finite.raise_if_bad(np, bad.reshape(batch))
-    atol, rtol = atol.reshape(-1), rtol.reshape(-1)
-    if any_bad:  # only the good members are computed (a method may refuse a zero matrix)
-        good = ~bad
-        x = np.full((len(stack), n, m), np.nan, dtype=stack.dtype)
-        rank = np.zeros(len(stack), dtype=np.int64)
-        if good.any():
-            x[good], rank[good] = _run(method, stack[good], atol[good], rtol[good], hermitian)
-    else:
-        x, rank = _run(method, stack, atol, rtol, hermitian)
-    return x.reshape(*batch, n, m), rank.reshape(batch)
-
-
-def _run(
-    method: str, stack: np.ndarray, atol: np.ndarray, rtol: np.ndarray, hermitian: bool
-) -> tuple[np.ndarray, np.ndarray]:
-    """A finite stack through the method, scaled first where its entries are extreme."""
-    stack, atol, scale = _scaled(stack, atol)
-    x, rank = _methods.run_numpy(method, stack, atol, rtol, hermitian)
-    if scale is not None:  # pinv(A) = s pinv(s A), exact for a power of two s
-        with np.errstate(over="ignore", under="ignore"):  # only if A^+ is out of range
-            x = (x * scale[:, None, None]).astype(x.dtype)
-    return x, rank
-
-
-# Entries of magnitude within [2**-E, 2**E] leave every method's sums of squares and Gram
-# matrices (up to ~1e10 terms) clear of overflow and of gradual underflow in the dtype
-# in which it computes; outside, the matrix is scaled first.
-_SAFE_EXPONENT = {4: 32, 8: 256}  # float32 / float64 (by the real dtype's itemsize)
-
-
-def _scaled(stack: np.ndarray, atol: np.ndarray) -> tuple[np.ndarray, np.ndarray, Any]:
-    """Scale the members whose largest entry is outside the safe range by a power of two.
-
-    ``pinv(s A) = pinv(A) / s`` and ``sigma(s A) = s sigma(A)``: with ``atol`` scaled
-    alike the rank decision is unchanged, and a power of two is exact, so the result
-    ``s pinv(s A)`` is that of the unscaled computation where that one does not overflow
-    (``OverflowError``/``ZeroDivisionError`` in the certificates, lost accuracy in a
-    squared norm). Returns ``(stack, atol, s or None)``; ``stack`` is not modified.
-    """
-    real = stack.real if stack.dtype.kind == "c" else stack
-    limit = _SAFE_EXPONENT[real.dtype.itemsize]
-    flat = (stack.view(real.dtype) if stack.dtype.kind == "c" else stack).reshape(len(stack), -1)
-    big = np.maximum(flat.max(axis=1), -flat.min(axis=1)).astype(np.float64)
-    _, exponent = np.frexp(big)  # big = f 2**exponent, f in [0.5, 1)
-    outside = (big > 0) & (np.abs(exponent) > limit)
-    if not outside.any():
-        return stack, atol, None
-    # 2**1000 stays finite: a subnormal maximum (exponent < -1000) ends within the range
-    scale = np.ldexp(1.0, np.where(outside, np.clip(-exponent, -1000, 1000), 0))
-    with np.errstate(over="ignore", under="ignore"):
-        scaled = (stack * scale[:, None, None]).astype(stack.dtype)  # float64: exact
-        atol = atol * scale
-    return scaled, atol, scale
-
-
-def _compute_xp(
-    xp: Any,
-    a: Any,
-    atol: np.ndarray,
-    rtol: np.ndarray,
-    *,
-    dtype: Any,
-    hermitian: bool,
-    method: str,
-    check_finite: bool,
-) -> tuple[Any, Any]:
-    """The portable path: any Array API namespace, masks only, no data-dependent shape."""
-    device = array_api_compat.device(a)
-    a = xp.astype(a, dtype)
-    bad = _finite.bad_members(xp, a, hermitian)
-    if check_finite:
-        _finite.raise_if_bad(xp, bad)
-    a = xp.where(bad[..., None, None], xp.zeros_like(a), a)
-    real = xp.float32 if dtype in (xp.float32, xp.complex64) else xp.float64
-    atol_x = xp.asarray(atol, dtype=real, device=device)
-    rtol_x = xp.asarray(rtol, dtype=real, device=device)
-    x, rank = _methods.run_xp(xp, method, a, atol_x, rtol_x, hermitian)
-    nan = xp.full_like(x, float("nan"))
-    x = xp.where(bad[..., None, None], nan, x)
-    return x, xp.where(bad, xp.zeros_like(rank), rank)
 
 
 def pinv(
@@ -369,7 +271,7 @@ def pinv(
             x = xp.zeros((*batch, n, m), dtype=result_dtype, **_device_kw(xp, a))
         rank = xp.zeros(batch, dtype=xp.int64, **_device_kw(xp, a))
     elif kind == NUMPY:
-        x, rank = _compute_numpy(a, atol_np, rtol_np, **options)
+        x, rank = _engine.compute_numpy(a, atol_np, rtol_np, **options)
     elif kind == TORCH:
         x, rank = _torch.compute(a, atol_np, rtol_np, **options)
         if not _torch._numpy_ok(a):
@@ -384,7 +286,7 @@ def pinv(
 
         x, rank = _dask.compute(a, atol_np, rtol_np, **options)
     else:
-        x, rank = _compute_xp(xp, a, atol_np, rtol_np, **options)
+        x, rank = _engine.compute_xp(xp, a, atol_np, rtol_np, **options)
         chosen = _methods.chosen_name(method, hermitian, (), dtype, portable=True)
     if x.dtype != result_dtype:
         x = xp.astype(x, result_dtype)

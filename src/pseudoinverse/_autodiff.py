@@ -83,9 +83,9 @@ def pinv_vjp(a: Array, x: Array, g: Array, ct: ConjT) -> Array:
 
 def _forward(xp: Any, a: Array, atol: Any, rtol: Any, hermitian: bool, method: str) -> tuple:
     """The forward pass every wrapper differentiates: the portable core on clean input."""
-    from ._api import _compute_xp
+    from ._engine import compute_xp
 
-    return _compute_xp(
+    return compute_xp(
         xp, a, atol, rtol, dtype=a.dtype, hermitian=hermitian, method=method, check_finite=False
     )
 

@@ -17,7 +17,7 @@ def compute(a: Any, atol: np.ndarray, rtol: np.ndarray, **options: Any) -> tuple
     import dask.array as da
 
     from . import _finite
-    from ._api import _compute_numpy
+    from ._engine import compute_numpy
 
     nb = a.ndim - 2
     batch = tuple(a.shape[:nb])
@@ -44,7 +44,7 @@ def compute(a: Any, atol: np.ndarray, rtol: np.ndarray, **options: Any) -> tuple
         if int(first) >= 0:
             where = np.unravel_index(int(first), batch)
             raise np.linalg.LinAlgError(_finite.message(tuple(int(i) for i in where)))
-        return _compute_numpy(blk, at, rt, **opts)[part]
+        return compute_numpy(blk, at, rt, **opts)[part]
 
     x = da.blockwise(
         block,

@@ -150,8 +150,9 @@ def pinv(
 ) -> Any:
     """The MLX path of ``pinv``, on validated input (``_api.pinv`` checked everything
     but ``out``); ``dtype``/``result_dtype``/``eps`` come from :func:`dtypes`."""
-    from .._api import PinvResult, _check_out, _compute_numpy
+    from .._api import PinvResult, _check_out
     from .._autodiff import mlx_pinv
+    from .._engine import compute_numpy
 
     *batch, m, n = A.shape
     if out is not None:
@@ -165,7 +166,7 @@ def pinv(
             a_np = np.array(a, copy=False)
         except ValueError:  # a placeholder: mx.vmap or mx.compile is tracing
             return _traced(a, np.broadcast_to(atol, stack), np.broadcast_to(rtol, stack), hermitian)
-        x, rank = _compute_numpy(
+        x, rank = compute_numpy(
             a_np,
             np.broadcast_to(atol, stack),  # wider under mx.vmap
             np.broadcast_to(rtol, stack),

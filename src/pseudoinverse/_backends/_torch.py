@@ -58,11 +58,11 @@ def compute(
     method: str,
     check_finite: bool,
 ) -> tuple:
-    from .._api import _compute_numpy
+    from .._engine import compute_numpy
 
     if _numpy_ok(a):  # zero-copy NumPy view: the fast path
         np_dtype = torch.empty((), dtype=dtype).numpy().dtype
-        x, rank = _compute_numpy(
+        x, rank = compute_numpy(
             a.detach().to(dtype).numpy(),
             atol,
             rtol,

@@ -1,0 +1,116 @@
+"""The compute beneath every adapter: NumPy stacks and the portable Array API core.
+
+Both take validated input (``_api`` checked it) and share the non-finite rule of
+``_finite``: a matrix with NaN/Inf raises (``check_finite=True``) or gets an all-NaN
+result and rank 0, the others are computed normally. On NumPy stacks only the good
+members reach a method, each scaled first by a power of two where its entries are
+extreme; the portable core uses masks only (jit, vmap and Dask stay static). Nothing
+here imports the public layer above it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import array_api_compat
+import numpy as np
+
+from . import _finite, _methods
+
+
+def compute_numpy(
+    a: np.ndarray,
+    atol: np.ndarray,
+    rtol: np.ndarray,
+    *,
+    dtype: Any,
+    hermitian: bool,
+    method: str,
+    check_finite: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    *batch, m, n = a.shape
+    stack = np.ascontiguousarray(a.reshape(-1, m, n), dtype=dtype)
+    bad = _finite.bad_members(np, stack, hermitian)
+    any_bad = bool(bad.any())
+    if any_bad and check_finite:
+        _finite.raise_if_bad(np, bad.reshape(batch))
+    atol, rtol = atol.reshape(-1), rtol.reshape(-1)
+    if any_bad:  # only the good members are computed (a method may refuse a zero matrix)
+        good = ~bad
+        x = np.full((len(stack), n, m), np.nan, dtype=stack.dtype)
+        rank = np.zeros(len(stack), dtype=np.int64)
+        if good.any():
+            x[good], rank[good] = _run(method, stack[good], atol[good], rtol[good], hermitian)
+    else:
+        x, rank = _run(method, stack, atol, rtol, hermitian)
+    return x.reshape(*batch, n, m), rank.reshape(batch)
+
+
+def _run(
+    method: str, stack: np.ndarray, atol: np.ndarray, rtol: np.ndarray, hermitian: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """A finite stack through the method, scaled first where its entries are extreme."""
+    stack, atol, scale = _scaled(stack, atol)
+    x, rank = _methods.run_numpy(method, stack, atol, rtol, hermitian)
+    if scale is not None:  # pinv(A) = s pinv(s A), exact for a power of two s
+        with np.errstate(over="ignore", under="ignore"):  # only if A^+ is out of range
+            x = (x * scale[:, None, None]).astype(x.dtype)
+    return x, rank
+
+
+# Entries of magnitude within [2**-E, 2**E] leave every method's sums of squares and Gram
+# matrices (up to ~1e10 terms) clear of overflow and of gradual underflow in the dtype
+# in which it computes; outside, the matrix is scaled first.
+_SAFE_EXPONENT = {4: 32, 8: 256}  # float32 / float64 (by the real dtype's itemsize)
+
+
+def _scaled(stack: np.ndarray, atol: np.ndarray) -> tuple[np.ndarray, np.ndarray, Any]:
+    """Scale the members whose largest entry is outside the safe range by a power of two.
+
+    ``pinv(s A) = pinv(A) / s`` and ``sigma(s A) = s sigma(A)``: with ``atol`` scaled
+    alike the rank decision is unchanged, and a power of two is exact, so the result
+    ``s pinv(s A)`` is that of the unscaled computation where that one does not overflow
+    (``OverflowError``/``ZeroDivisionError`` in the certificates, lost accuracy in a
+    squared norm). Returns ``(stack, atol, s or None)``; ``stack`` is not modified.
+    """
+    real = stack.real if stack.dtype.kind == "c" else stack
+    limit = _SAFE_EXPONENT[real.dtype.itemsize]
+    flat = (stack.view(real.dtype) if stack.dtype.kind == "c" else stack).reshape(len(stack), -1)
+    big = np.maximum(flat.max(axis=1), -flat.min(axis=1)).astype(np.float64)
+    _, exponent = np.frexp(big)  # big = f 2**exponent, f in [0.5, 1)
+    outside = (big > 0) & (np.abs(exponent) > limit)
+    if not outside.any():
+        return stack, atol, None
+    # 2**1000 stays finite: a subnormal maximum (exponent < -1000) ends within the range
+    scale = np.ldexp(1.0, np.where(outside, np.clip(-exponent, -1000, 1000), 0))
+    with np.errstate(over="ignore", under="ignore"):
+        scaled = (stack * scale[:, None, None]).astype(stack.dtype)  # float64: exact
+        atol = atol * scale
+    return scaled, atol, scale
+
+
+def compute_xp(
+    xp: Any,
+    a: Any,
+    atol: np.ndarray,
+    rtol: np.ndarray,
+    *,
+    dtype: Any,
+    hermitian: bool,
+    method: str,
+    check_finite: bool,
+) -> tuple[Any, Any]:
+    """The portable path: any Array API namespace, masks only, no data-dependent shape."""
+    device = array_api_compat.device(a)
+    a = xp.astype(a, dtype)
+    bad = _finite.bad_members(xp, a, hermitian)
+    if check_finite:
+        _finite.raise_if_bad(xp, bad)
+    a = xp.where(bad[..., None, None], xp.zeros_like(a), a)
+    real = xp.float32 if dtype in (xp.float32, xp.complex64) else xp.float64
+    atol_x = xp.asarray(atol, dtype=real, device=device)
+    rtol_x = xp.asarray(rtol, dtype=real, device=device)
+    x, rank = _methods.run_xp(xp, method, a, atol_x, rtol_x, hermitian)
+    nan = xp.full_like(x, float("nan"))
+    x = xp.where(bad[..., None, None], nan, x)
+    return x, xp.where(bad, xp.zeros_like(rank), rank)
