@@ -246,3 +246,15 @@ def test_qr_small_scale_single_precision(dtype):
     ref = np.linalg.pinv(a.astype(np.complex128 if a.dtype.kind == "c" else np.float64))
     np.testing.assert_allclose(pi.pinv(a, method="qr"), ref, rtol=1e-5)
     np.testing.assert_allclose(pi.pinv(a.T, method="qr"), ref.T, rtol=1e-5)
+
+
+def test_nan_members_with_qr_on_mlx(rng):
+    # the MLX adapter handed the engine a zeroed bad member, which "qr" refused
+    mx = pytest.importorskip("mlx.core")
+    a = randn(rng, (3, 2, 4), np.float32)
+    a[1, 0, 0] = np.nan
+    x, rank = pi.pinv(mx.array(a), method="qr", check_finite=False, return_rank=True)
+    x = np.array(x)
+    assert np.isnan(x[1]).all() and rank.tolist() == [2, 0, 2]
+    np.testing.assert_allclose(x[[0, 2]], np.linalg.pinv(a[[0, 2]]), rtol=1e-4, atol=1e-5)
+    assert np.isnan(np.array(pi.pinv(mx.array(a[1]), method="qr", check_finite=False))).all()

@@ -188,7 +188,11 @@ def pinv(
         if check_finite:
             _raise_if_bad(bad)
         with mx.stream(ops):
-            a = mx.where(bad[..., None, None], mx.zeros_like(a), a)  # gradients stay finite
+            # a finite, full-rank stand-in (the identity) for each bad member: gradients
+            # stay finite, and a method that refuses rank-deficient input ("qr") is not
+            # handed a zero matrix; its result is replaced by NaN below
+            stand_in = mx.broadcast_to(mx.eye(m, n, dtype=a.dtype), a.shape)
+            a = mx.where(bad[..., None, None], stand_in, a)
             if hermitian:
                 a = _hermitian_part(a)
         x, rank = mlx_pinv(a, forward, ops)
