@@ -389,6 +389,12 @@ def check_result(b: Built, inp, res, out=None, lazy=None) -> None:
         bound = 200 * p * eps * max(kappa, 1.0)
         if c.method == "randomized":  # its promise: the kept part within tol / MARGIN
             bound += 2 * max(kappa, 1.0) * pow2(ref.tol[i], -ei) / s_sc[0]
+        if bound >= 1:
+            # kappa beyond 1 / (200 p eps): the promise says nothing (a relative error of
+            # 100% is allowed), the kept small values are rounding noise, and the
+            # residuals' products may overflow even on the scaled copies; the result was
+            # checked to be finite above, and the rank where it is clear
+            continue
         # AXA - A = A_r - A: the values dropped, in the Frobenius norm of the residuals
         rel_dropped = np.linalg.norm(s_sc[r if r is not None else lo :]) / np.linalg.norm(s_sc)
         res4 = penrose(a_s, x_s)
