@@ -258,3 +258,24 @@ def test_nan_members_with_qr_on_mlx(rng):
     assert np.isnan(x[1]).all() and rank.tolist() == [2, 0, 2]
     np.testing.assert_allclose(x[[0, 2]], np.linalg.pinv(a[[0, 2]]), rtol=1e-4, atol=1e-5)
     assert np.isnan(np.array(pi.pinv(mx.array(a[1]), method="qr", check_finite=False))).all()
+    # a tolerance under which "qr" refuses even the identity (the earlier stand-in)
+    got = pi.pinv(mx.array(a[1]), method="qr", rtol=0.5, check_finite=False)
+    assert np.isnan(np.array(got)).all()
+
+
+def test_portable_path_scales_extreme_matrices():
+    # torch with grad (the portable core): a subnormal member gave NaN (the SVD failed)
+    torch = pytest.importorskip("torch")
+    a = np.zeros((3, 3, 5), np.complex64)
+    a[0] = np.random.default_rng(0).standard_normal((3, 5))
+    a[1, 0, 0], a[1, 1, 1] = 3.4e30, 3
+    a[2, 0, 0], a[2, 1, 1] = 1, 1.87e-40
+    t = torch.from_numpy(a).requires_grad_()
+    x = pi.pinv(t)
+    ref = pi.pinv(a)  # the NumPy path, checked against NumPy in the scale tests
+    np.testing.assert_allclose(x.detach().numpy(), ref, rtol=1e-5, atol=1e-6)
+    x.abs().sum().backward()
+    assert torch.isfinite(t.grad).all()
+    for scale in (1e-300, 1e300):
+        e = torch.eye(3, dtype=torch.float64, requires_grad=True) * scale
+        np.testing.assert_allclose(pi.pinv(e).detach().numpy(), np.eye(3) / scale, rtol=1e-15)

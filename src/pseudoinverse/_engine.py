@@ -110,7 +110,25 @@ def compute_xp(
     real = xp.float32 if dtype in (xp.float32, xp.complex64) else xp.float64
     atol_x = xp.asarray(atol, dtype=real, device=device)
     rtol_x = xp.asarray(rtol, dtype=real, device=device)
+    scale = _scale_xp(xp, a, real)
+    a, atol_x = a * xp.astype(scale, a.dtype)[..., None, None], atol_x * scale
     x, rank = _methods.run_xp(xp, method, a, atol_x, rtol_x, hermitian)
+    x = x * xp.astype(scale, x.dtype)[..., None, None]  # pinv(A) = s pinv(s A)
     nan = xp.full_like(x, float("nan"))
     x = xp.where(bad[..., None, None], nan, x)
     return x, xp.where(bad, xp.zeros_like(rank), rank)
+
+
+def _scale_xp(xp: Any, a: Any, real: Any) -> Any:
+    """``_scaled``'s rule in Array API operations, with no host sync (jit, vmap stay
+    static): per matrix ``2**-e`` where its largest entry ``~2**e`` is outside the safe
+    range, else 1 (exact); the backend's SVD then sees no overflowing squares and no
+    subnormal input (on which LAPACK's SVD returned NaN or failed to converge)."""
+    limit = _SAFE_EXPONENT[8 if real == xp.float64 else 4]
+    clip = 1000 if real == xp.float64 else 126  # 2**clip stays finite in the dtype
+    big = xp.max(xp.abs(a), axis=(-2, -1))
+    exponent = xp.floor(xp.log2(xp.where(big > 0, big, xp.ones_like(big))))
+    outside = xp.abs(exponent) > limit
+    shift = xp.clip(-exponent, min=-clip, max=clip)
+    two = xp.full_like(big, 2.0)
+    return xp.where(outside, xp.pow(two, shift), xp.ones_like(big))

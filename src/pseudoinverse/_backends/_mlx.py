@@ -94,6 +94,14 @@ def _bad_members(a: Any, hermitian: bool) -> Any:
     return ~mx.all(mx.isfinite(a), axis=(-2, -1))
 
 
+def _concrete(values: Any) -> np.ndarray | None:
+    """``values`` as NumPy, or ``None`` for a placeholder (under mx.vmap/mx.compile)."""
+    try:
+        return np.array(values, copy=False)
+    except ValueError:
+        return None
+
+
 def _raise_if_bad(bad: Any) -> None:
     """``_finite.raise_if_bad`` on ``bad``'s values; a placeholder (under ``mx.vmap`` or
     ``mx.compile``) has none, so there the bad members get NaN instead of raising."""
@@ -166,6 +174,11 @@ def pinv(
             a_np = np.array(a, copy=False)
         except ValueError:  # a placeholder: mx.vmap or mx.compile is tracing
             return _traced(a, np.broadcast_to(atol, stack), np.broadcast_to(rtol, stack), hermitian)
+        marks = _concrete(bad)
+        if marks is not None and marks.shape == stack and marks.any():
+            # the stand-ins of bad members are NaN again for the engine, which skips them
+            # (a method may refuse even the identity, e.g. "qr" under a large rtol)
+            a_np = np.where(marks[..., None, None], np.nan, a_np)
         x, rank = compute_numpy(
             a_np,
             np.broadcast_to(atol, stack),  # wider under mx.vmap

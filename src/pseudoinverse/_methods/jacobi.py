@@ -96,6 +96,8 @@ def pinv_jacobi(
     # the kernels read C-ordered buffers (a complex one viewed as pairs of reals); the
     # Hermitian part made by the caller may be laid out otherwise
     a = np.ascontiguousarray(a)
+    if not a.flags.writeable:  # numba compiles read-only arrays as another type, whose
+        a = a.copy()  # code may round differently: one specialisation, the same bits
     real = np.finfo(a.dtype).dtype
     eps = np.finfo(real).eps
     consts = np.array([eps * eps, 0.0, 1.0], dtype=real)
