@@ -98,7 +98,7 @@ def _concrete(values: Any) -> np.ndarray | None:
     """``values`` as NumPy, or ``None`` for a placeholder (under mx.vmap/mx.compile)."""
     try:
         return np.array(values, copy=False)
-    except ValueError:
+    except (ValueError, RuntimeError):  # mx.compile: "eval an array without a primitive"
         return None
 
 
@@ -175,7 +175,8 @@ def pinv(
         except ValueError:  # a placeholder: mx.vmap or mx.compile is tracing
             return _traced(a, np.broadcast_to(atol, stack), np.broadcast_to(rtol, stack), hermitian)
         marks = _concrete(bad)
-        if marks is not None and marks.shape == stack and marks.any():
+        marked = marks is not None and marks.shape == stack and bool(marks.any())
+        if marked:
             # the stand-ins of bad members are NaN again for the engine, which skips them
             # (a method may refuse even the identity, e.g. "qr" under a large rtol)
             a_np = np.where(marks[..., None, None], np.nan, a_np)
@@ -188,6 +189,8 @@ def pinv(
             method=method,
             check_finite=check_finite,
         )
+        if marked:  # the stand-in's own pseudo-inverse: the derivative rules stay finite
+            x = np.where(marks[..., None, None], np.eye(n, m, dtype=x.dtype), x)
         return mx.array(x, dtype=dtype), mx.array(rank, dtype=mx.int64)
 
     if A.size == 0:
