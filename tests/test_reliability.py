@@ -279,3 +279,16 @@ def test_portable_path_scales_extreme_matrices():
     for scale in (1e-300, 1e300):
         e = torch.eye(3, dtype=torch.float64, requires_grad=True) * scale
         np.testing.assert_allclose(pi.pinv(e).detach().numpy(), np.eye(3) / scale, rtol=1e-15)
+
+
+def test_scaling_ignores_the_unread_triangle():
+    # an Inf in the unread upper triangle of a tiny complex Hermitian stack: the scaling
+    # multiplied it as a complex number (Inf * 0 = NaN, a RuntimeWarning)
+    h = np.array([[2.0, 0.0], [1.0, 3.0]]) * 1e-30
+    a = np.stack([h, h]).astype(np.complex64)
+    a[0, 0, 1] = np.inf
+    x = pi.pinv(a, hermitian=True, check_finite=False)
+    full = np.array([[2.0, 1.0], [1.0, 3.0]]) * 1e-30
+    np.testing.assert_allclose(x, np.stack([np.linalg.pinv(full)] * 2), rtol=1e-5)
+    big = np.array([[2.0, 1e300], [1.0, 3.0]])  # finite garbage above: not the scale
+    np.testing.assert_allclose(pi.pinv(big, hermitian=True), np.linalg.pinv(big, hermitian=True))

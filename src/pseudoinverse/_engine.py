@@ -50,11 +50,10 @@ def _run(
     method: str, stack: np.ndarray, atol: np.ndarray, rtol: np.ndarray, hermitian: bool
 ) -> tuple[np.ndarray, np.ndarray]:
     """A finite stack through the method, scaled first where its entries are extreme."""
-    stack, atol, scale = _scaled(stack, atol)
+    stack, atol, scale = _scaled(stack, atol, hermitian)
     x, rank = _methods.run_numpy(method, stack, atol, rtol, hermitian)
     if scale is not None:  # pinv(A) = s pinv(s A), exact for a power of two s
-        with np.errstate(over="ignore", under="ignore"):  # only if A^+ is out of range
-            x = (x * scale[:, None, None]).astype(x.dtype)
+        x = _times(x, scale)
     return x, rank
 
 
@@ -64,29 +63,45 @@ def _run(
 _SAFE_EXPONENT = {4: 32, 8: 256}  # float32 / float64 (by the real dtype's itemsize)
 
 
-def _scaled(stack: np.ndarray, atol: np.ndarray) -> tuple[np.ndarray, np.ndarray, Any]:
+def _real_view(stack: np.ndarray) -> np.ndarray:
+    """A C-contiguous stack as reals: a complex one as pairs ``(B, m, 2 n)`` (a view)."""
+    if stack.dtype.kind != "c":
+        return stack
+    return np.ascontiguousarray(stack).view(np.finfo(stack.dtype).dtype)
+
+
+def _times(stack: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """``stack`` times a power of two per member, in its dtype: exact, and real
+    arithmetic only (a complex product would turn an unread Inf into NaN)."""
+    with np.errstate(over="ignore", under="ignore"):  # only if the true value is
+        parts = _real_view(stack) * scale[:, None, None]  # out of range; float64: exact
+    return parts.astype(np.finfo(stack.dtype).dtype).view(stack.dtype)
+
+
+def _scaled(
+    stack: np.ndarray, atol: np.ndarray, hermitian: bool
+) -> tuple[np.ndarray, np.ndarray, Any]:
     """Scale the members whose largest entry is outside the safe range by a power of two.
 
     ``pinv(s A) = pinv(A) / s`` and ``sigma(s A) = s sigma(A)``: with ``atol`` scaled
     alike the rank decision is unchanged, and a power of two is exact, so the result
     ``s pinv(s A)`` is that of the unscaled computation where that one does not overflow
     (``OverflowError``/``ZeroDivisionError`` in the certificates, lost accuracy in a
-    squared norm). Returns ``(stack, atol, s or None)``; ``stack`` is not modified.
+    squared norm). With ``hermitian`` only the lower triangle, the part that is read,
+    sets the scale. Returns ``(stack, atol, s or None)``; ``stack`` is not modified.
     """
-    real = stack.real if stack.dtype.kind == "c" else stack
-    limit = _SAFE_EXPONENT[real.dtype.itemsize]
-    flat = (stack.view(real.dtype) if stack.dtype.kind == "c" else stack).reshape(len(stack), -1)
+    limit = _SAFE_EXPONENT[np.finfo(stack.dtype).dtype.itemsize]
+    flat = _real_view(np.tril(stack) if hermitian else stack).reshape(len(stack), -1)
     big = np.maximum(flat.max(axis=1), -flat.min(axis=1)).astype(np.float64)
     _, exponent = np.frexp(big)  # big = f 2**exponent, f in [0.5, 1)
-    outside = (big > 0) & (np.abs(exponent) > limit)
+    outside = (big > 0) & np.isfinite(big) & (np.abs(exponent) > limit)
     if not outside.any():
         return stack, atol, None
     # 2**1000 stays finite: a subnormal maximum (exponent < -1000) ends within the range
     scale = np.ldexp(1.0, np.where(outside, np.clip(-exponent, -1000, 1000), 0))
     with np.errstate(over="ignore", under="ignore"):
-        scaled = (stack * scale[:, None, None]).astype(stack.dtype)  # float64: exact
         atol = atol * scale
-    return scaled, atol, scale
+    return _times(stack, scale), atol, scale
 
 
 def compute_xp(
