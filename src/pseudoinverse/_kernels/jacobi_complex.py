@@ -189,3 +189,216 @@ def pinv_complex(a, atol, rtol, out, rank, hermitian, blk, consts, emax, max_swe
                         out[b0 + k, i, 2 * ll] = Xr[i, ll, k]
                         out[b0 + k, i, 2 * ll + 1] = Xi[i, ll, k]
     return total
+
+
+@njit(**OPTS)
+def _left_right(Lr, Li, Rr, Ri, Br, Bi, Tr, Ti, Yr, Yi, rows_r, rows_l, q, kk, blk):
+    """``T[j] = sum_i conj(R[j, i]) B[i]``, ``Y[l] = sum_j L[j, l] T[j]``, lane by lane."""
+    for j in range(q):
+        for c in range(kk):
+            for k in range(blk):
+                Tr[j, c, k] = 0.0
+                Ti[j, c, k] = 0.0
+            for i in range(rows_r):
+                for k in range(blk):
+                    Tr[j, c, k] += Rr[j, i, k] * Br[i, c, k] + Ri[j, i, k] * Bi[i, c, k]
+                    Ti[j, c, k] += Rr[j, i, k] * Bi[i, c, k] - Ri[j, i, k] * Br[i, c, k]
+    for ll in range(rows_l):
+        for c in range(kk):
+            for k in range(blk):
+                Yr[ll, c, k] = 0.0
+                Yi[ll, c, k] = 0.0
+            for j in range(q):
+                for k in range(blk):
+                    Yr[ll, c, k] += Lr[j, ll, k] * Tr[j, c, k] - Li[j, ll, k] * Ti[j, c, k]
+                    Yi[ll, c, k] += Lr[j, ll, k] * Ti[j, c, k] + Li[j, ll, k] * Tr[j, c, k]
+
+
+@njit(**OPTS)
+def apply_complex(
+    a, b, atol, rtol, lam, damped, out, rank, hermitian, blk, consts, emax, max_sweeps
+):
+    """The complex twin of ``jacobi.apply_real`` on real views: ``a (B, m, 2n)``,
+    ``b (B, m, 2k)``, ``out (B, n, 2k)`` (``k = 0``: the matrix, ``out (B, n, 2m)``).
+    Tall: ``V diag(f^2) W^H b``; wide (``A^H = W V^H``): ``W diag(f^2) V^H b``. The
+    front is ``pinv_complex``'s written out (the same bits; see ``apply_real``)."""
+    nbatch, m, n2 = a.shape
+    n = n2 // 2
+    kk = b.shape[2] // 2
+    tr = m < n
+    p = n if tr else m
+    q = m if tr else n
+    dt = a.dtype
+    Wr = np.zeros((q, p, blk), dt)
+    Wi = np.zeros((q, p, blk), dt)
+    Vr = np.zeros((q, q, blk), dt)
+    Vi = np.zeros((q, q, blk), dt)
+    Xr = np.zeros((q, p, blk), dt)
+    Xi = np.zeros((q, p, blk), dt)
+    sc = np.ones(blk, dt)
+    mx = np.zeros(blk, dt)
+    gr = np.zeros(blk, dt)
+    gi = np.zeros(blk, dt)
+    cc = np.zeros(blk, dt)
+    pr = np.zeros(blk, dt)
+    pi = np.zeros(blk, dt)
+    sig = np.zeros((q, blk), dt)
+    ls = np.zeros(blk, dt)
+    Br = np.zeros((m, kk, blk), dt)
+    Bi = np.zeros((m, kk, blk), dt)
+    Tr = np.zeros((q, kk, blk), dt)
+    Ti = np.zeros((q, kk, blk), dt)
+    Yr = np.zeros((n, kk, blk), dt)
+    Yi = np.zeros((n, kk, blk), dt)
+    zero = consts[1]
+    one = consts[2]
+    total = 0
+    for b0 in range(0, nbatch, blk):
+        nb = min(blk, nbatch - b0)
+        if nb < blk:
+            Wr[:] = 0
+            Wi[:] = 0
+        if hermitian:  # H[i, j] = a[i, j] (i >= j), conj(a[j, i]) above; W[j, i] = H[i, j]
+            for k in range(nb):
+                for i in range(p):
+                    for j in range(i):
+                        re = a[b0 + k, i, 2 * j]
+                        im = a[b0 + k, i, 2 * j + 1]
+                        Wr[j, i, k] = re
+                        Wi[j, i, k] = im
+                        Wr[i, j, k] = re
+                        Wi[i, j, k] = -im
+                    Wr[i, i, k] = a[b0 + k, i, 2 * i]
+                    Wi[i, i, k] = zero  # a Hermitian diagonal is real (as in LAPACK heevd)
+        elif tr:  # the working matrix is A^H: W[j, i] = conj(A[j, i])
+            for k in range(nb):
+                for i in range(m):
+                    for j in range(n):
+                        Wr[i, j, k] = a[b0 + k, i, 2 * j]
+                        Wi[i, j, k] = -a[b0 + k, i, 2 * j + 1]
+        else:
+            for k in range(nb):
+                for i in range(m):
+                    for j in range(n):
+                        Wr[j, i, k] = a[b0 + k, i, 2 * j]
+                        Wi[j, i, k] = a[b0 + k, i, 2 * j + 1]
+        for k in range(blk):
+            mx[k] = 0
+        for j in range(q):
+            for i in range(p):
+                for k in range(blk):
+                    mx[k] = max(mx[k], max(abs(Wr[j, i, k]), abs(Wi[j, i, k])))
+        scale_exponents(mx, sc, blk, emax)
+        for j in range(q):
+            for i in range(p):
+                for k in range(blk):
+                    Wr[j, i, k] *= sc[k]
+                    Wi[j, i, k] *= sc[k]
+            for i in range(q):
+                d = one if i == j else zero
+                for k in range(blk):
+                    Vr[j, i, k] = d
+                    Vi[j, i, k] = zero
+        for _sweep in range(max_sweeps):
+            total += 1
+            rotated = False
+            _squared_norms(Wr, Wi, sig, p, q, blk)
+            for jp in range(q - 1):
+                xr = Wr[jp]
+                xi = Wi[jp]
+                for jq in range(jp + 1, q):
+                    yr = Wr[jq]
+                    yi = Wi[jq]
+                    for k in range(blk):
+                        gr[k] = zero
+                        gi[k] = zero
+                    for i in range(p):  # g = x^H y
+                        for k in range(blk):
+                            gr[k] += xr[i, k] * yr[i, k] + xi[i, k] * yi[i, k]
+                            gi[k] += xr[i, k] * yi[i, k] - xi[i, k] * yr[i, k]
+                    nrot = 0
+                    for k in range(blk):
+                        al = sig[jp, k]
+                        be = sig[jq, k]
+                        g2 = gr[k] * gr[k] + gi[k] * gi[k]
+                        rot, c, u = rotation(al, be, g2, g2, consts)
+                        nrot += 1 if rot else 0
+                        cc[k] = c
+                        pr[k] = u * gr[k]
+                        pi[k] = u * gi[k]
+                        s2 = u * u * g2
+                        cs = (c * u) * (g2 + g2)  # 2 c Re(conj(P) g)
+                        sig[jp, k] = max((c * c) * al + s2 * be - cs, zero)
+                        sig[jq, k] = max(s2 * al + (c * c) * be + cs, zero)
+                    if nrot > 0:
+                        rotated = True
+                        _rotate(xr, xi, yr, yi, cc, pr, pi, p, blk)
+                        _rotate(Vr[jp], Vi[jp], Vr[jq], Vi[jq], cc, pr, pi, q, blk)
+            if not rotated:
+                break
+        _squared_norms(Wr, Wi, sig, p, q, blk)
+        for k in range(nb):  # the damping, scaled like the matrix (padding lanes: 0)
+            ls[k] = lam[b0 + k] * sc[k] if damped else 0.0
+        for j in range(q):
+            if damped:  # f = 1/sqrt(sigma^2 + lam^2), 0 where that is 0
+                for k in range(blk):
+                    d2 = sig[j, k] + ls[k] * ls[k]
+                    pos = d2 > zero
+                    r = math.sqrt(d2) if pos else one
+                    sig[j, k] = one / r if pos else zero
+            else:
+                for k in range(blk):
+                    sig[j, k] = math.sqrt(sig[j, k])
+        if not damped:
+            threshold(sig, sc, atol, rtol, rank, b0, nb, blk, q, consts)
+        for j in range(q):  # V diag(f) (W diag(f))^H, times the scale
+            for i in range(p):
+                for k in range(blk):
+                    Wr[j, i, k] *= sig[j, k]
+                    Wi[j, i, k] *= sig[j, k]
+            for i in range(q):
+                for k in range(blk):
+                    f = sig[j, k] * sc[k]
+                    Vr[j, i, k] *= f
+                    Vi[j, i, k] *= f
+        if kk == 0:
+            for i in range(q):
+                for ll in range(p):
+                    for k in range(blk):
+                        Xr[i, ll, k] = zero
+                        Xi[i, ll, k] = zero
+                    for j in range(q):
+                        for k in range(blk):
+                            Xr[i, ll, k] += Vr[j, i, k] * Wr[j, ll, k] + Vi[j, i, k] * Wi[j, ll, k]
+                            Xi[i, ll, k] += Vi[j, i, k] * Wr[j, ll, k] - Vr[j, i, k] * Wi[j, ll, k]
+            if tr:  # out = X^H
+                for k in range(nb):
+                    for ll in range(p):
+                        for i in range(q):
+                            out[b0 + k, ll, 2 * i] = Xr[i, ll, k]
+                            out[b0 + k, ll, 2 * i + 1] = -Xi[i, ll, k]
+            else:
+                for k in range(nb):
+                    for i in range(q):
+                        for ll in range(p):
+                            out[b0 + k, i, 2 * ll] = Xr[i, ll, k]
+                            out[b0 + k, i, 2 * ll + 1] = Xi[i, ll, k]
+            continue
+        if nb < blk:
+            Br[:] = 0
+            Bi[:] = 0
+        for k in range(nb):
+            for i in range(m):
+                for c in range(kk):
+                    Br[i, c, k] = b[b0 + k, i, 2 * c]
+                    Bi[i, c, k] = b[b0 + k, i, 2 * c + 1]
+        if tr:  # A = V W^H: A^+ b = W diag V^H b
+            _left_right(Wr, Wi, Vr, Vi, Br, Bi, Tr, Ti, Yr, Yi, m, n, q, kk, blk)
+        else:  # A = W V^H: A^+ b = V diag W^H b
+            _left_right(Vr, Vi, Wr, Wi, Br, Bi, Tr, Ti, Yr, Yi, m, n, q, kk, blk)
+        for k in range(nb):
+            for ll in range(n):
+                for c in range(kk):
+                    out[b0 + k, ll, 2 * c] = Yr[ll, c, k]
+                    out[b0 + k, ll, 2 * c + 1] = Yi[ll, c, k]
+    return total
