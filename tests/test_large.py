@@ -234,7 +234,11 @@ def test_certificate_by_blocks_of_rows(shape, monkeypatch):
     monkeypatch.setattr(certificate, "_BLOCK_BYTES", 1)
     blocks = _certify(x, a)
     assert blocks.accepted
-    np.testing.assert_allclose([blocks.r, blocks.smin], [whole.r, whole.smin], rtol=1e-10)
+    # ``r`` bounds a rounding error (``D = fl(X W - I)``): its own value changes with the
+    # BLAS kernel's summation order per block (seen: 2e-6 relative on one CPU), so the
+    # blocks must give the same magnitude, not the same bits; ``smin`` is robust
+    np.testing.assert_allclose(blocks.r, whole.r, rtol=1e-4)
+    np.testing.assert_allclose(blocks.smin, whole.smin, rtol=1e-10)
     np.testing.assert_array_equal(qr.full_rank_inverse(a, 0.0, 1e-12), direct)
     np.testing.assert_array_equal(cholesky.cholesky_inverse(pd, 0.0, 1e-12), chol)
 

@@ -134,6 +134,7 @@ def test_check_finite(path):
 def test_torch_path_never_copies_to_numpy(monkeypatch):
     """What a GPU tensor does: no .numpy()/.cpu() on the data (checked on CPU here)."""
     monkeypatch.setattr(backend, "_numpy_ok", lambda a: False)
+    monkeypatch.setattr(backend, "_on_host", lambda a: False)
 
     def forbidden(*args, **kwargs):
         raise AssertionError("the data left the device")
@@ -245,7 +246,6 @@ def test_svd_backward_nan_regression(which):
     }[which].requires_grad_()
     w = randn((4, 4), seed=17)
     (bad,) = torch.autograd.grad((_svd_pinv(a) * w).sum(), a)
-    assert not torch.isfinite(bad).all()
     (g,) = torch.autograd.grad((pi.pinv(a) * w).sum(), a)
     assert torch.isfinite(g).all()
     d = randn((4, 4), seed=18)
@@ -253,6 +253,10 @@ def test_svd_backward_nan_regression(which):
     with torch.no_grad():
         fd = ((pi.pinv(a + h * d) - pi.pinv(a - h * d)) * w).sum() / (2 * h)
     torch.testing.assert_close((g * d).sum(), fd, rtol=1e-6, atol=1e-8)
+    # through the SVD: NaN/Inf, or (singular values equal only to rounding) wrong by
+    # its 1/(s_i^2 - s_j^2) terms: far from the finite differences that ours matches
+    through_svd = (bad * d).sum()
+    assert not torch.isfinite(through_svd) or abs(through_svd - fd) > 1e-2 * abs(fd)
 
 
 def test_double_backward_and_hessian():
@@ -310,8 +314,8 @@ def test_fast_path_is_numpy_and_zero_copy(monkeypatch):
     t = randn((4, 3))
     pi.pinv(t)
     assert len(calls) == 1 and np.shares_memory(calls[0], t.numpy())
-    pi.pinv(t.clone().requires_grad_())  # needs grad: the torch path
-    assert len(calls) == 1
+    x = pi.pinv(t.clone().requires_grad_())  # needs grad: the forward pass on NumPy too
+    assert len(calls) == 2 and x.grad_fn is not None
 
 
 # ------------------------------------------------- non-finite members, empty input

@@ -7,7 +7,23 @@ array([[0.5, 0. ],
        [0. , 0. ]])
 """
 
-from ._api import PinvResult, pinv, pinverse
+from ._api import (
+    PinvResult,
+    SolveResult,
+    damped_pinv,
+    damped_pinv_solve,
+    pinv,
+    pinv_solve,
+    pinverse,
+)
 
-__all__ = ["PinvResult", "pinv", "pinverse"]
+__all__ = [
+    "PinvResult",
+    "SolveResult",
+    "damped_pinv",
+    "damped_pinv_solve",
+    "pinv",
+    "pinv_solve",
+    "pinverse",
+]
 __version__ = "0.1.0"

@@ -1,9 +1,10 @@
-"""The public functions: the one place that validates and normalises input.
+"""The public functions: ``pinv``, ``pinverse``, ``pinv_solve``, ``damped_pinv`` and
+``damped_pinv_solve``.
 
-``pinv`` infers the array's library once, checks the shape, dtype, tolerances, method
-and ``out``, then routes the clean input to a compute path: the engine's NumPy stacks
-(LAPACK and compiled kernels) or portable Array API core (``_engine``), or a library's
-adapter (``_backends``), which calls the engine in turn. The paths never re-check.
+Each validates its arguments once into a request (``_validate``), hands it to the
+array library's adapter (``_backends.adapter``: one interface, looked up by kind), which
+converts and calls the one engine beneath (``_engine``), then applies the shared tail:
+the result dtype, ``out=``, ``np.matrix`` and the named results. Nothing below calls up.
 """
 
 from __future__ import annotations
@@ -14,18 +15,9 @@ from typing import Any, NamedTuple
 import array_api_compat
 import numpy as np
 
-from . import _engine, _methods, _tolerance
-from ._backends import (
-    DASK,
-    JAX,
-    MLX,
-    NUMPY,
-    TORCH,
-    as_numpy_input,
-    default_float,
-    kind_of,
-    native,
-)
+from . import _validate
+from ._backends import MLX, TORCH, adapter
+from ._validate import Request
 
 
 class _Fields(NamedTuple):
@@ -55,53 +47,6 @@ class PinvResult(_Fields):
 
     def __repr__(self) -> str:
         return f"PinvResult(pinv={self.pinv!r}, rank={self.rank!r}, method={self.method!r})"
-
-
-def _namespace(a: Any, kind: str) -> tuple[Any, Any]:
-    """``(array, xp)`` with ``xp`` the array-api-compat namespace of the array."""
-    if kind == NUMPY:
-        a = as_numpy_input(a)
-        return a, np
-    if kind == MLX:  # converted inside the MLX adapter's differentiable forward pass
-        return a, None
-    return a, array_api_compat.array_namespace(a)
-
-
-def _dtypes(xp: Any, dtype: Any, kind: str) -> tuple[Any, Any, float]:
-    """``(compute dtype, result dtype, eps)`` for an input dtype, per SPEC's dtype rules."""
-    kept = (xp.float32, xp.float64, xp.complex64, xp.complex128)
-    dtype = native(dtype)  # a big-endian float64 is a float64 (Dask may hold one)
-    if dtype in kept:
-        return dtype, dtype, float(xp.finfo(dtype).eps)
-    if xp.isdtype(dtype, ("real floating", "complex floating")) and xp.finfo(dtype).bits > 64:
-        # NumPy's long double: LAPACK has no such precision; computed and returned in
-        # float64/complex128, with their eps (the precision actually delivered)
-        wide = xp.complex128 if xp.isdtype(dtype, "complex floating") else xp.float64
-        return wide, wide, float(xp.finfo(wide).eps)
-    if xp.isdtype(dtype, "real floating"):  # float16, bfloat16: computed in float32
-        return xp.float32, dtype, float(xp.finfo(dtype).eps)
-    if xp.isdtype(dtype, ("integral", "bool")):
-        f = default_float(xp)
-        return f, f, float(xp.finfo(f).eps)
-    raise ValueError(f"pinv expects a numeric array, got dtype {dtype}")
-
-
-def _check_out(out: Any, kind: str, shape: tuple[int, ...], dtype: Any) -> None:
-    if kind == JAX:
-        raise ValueError("out= cannot be used with JAX arrays: they are immutable")
-    is_array = hasattr(out, "shape") and hasattr(out, "dtype")
-    if not is_array or kind_of(out) != kind or (kind == NUMPY and not isinstance(out, np.ndarray)):
-        error = ValueError if is_array else TypeError  # another library's array: a value
-        raise error(
-            f"out must be an array of the input's library ({kind}), got {type(out).__name__}"
-        )
-    if kind == NUMPY and not out.flags.writeable:
-        raise ValueError("out must be a writeable array, got a read-only one")
-    if tuple(out.shape) != shape or native(out.dtype) != dtype:
-        raise ValueError(
-            f"out must have shape {shape} and dtype {dtype}, "
-            f"got shape {tuple(out.shape)} and dtype {out.dtype}"
-        )
 
 
 def pinv(
@@ -214,89 +159,49 @@ def pinv(
     >>> pi.pinv(np.ones((2, 2)), return_rank=True).rank
     1
     """
-    kind = kind_of(A)
-    if stream is not None and kind != MLX:
-        raise ValueError(f"stream= is for MLX arrays only, got a {type(A).__name__}")
-    if not isinstance(hermitian, bool | np.bool_):
-        raise TypeError(f"hermitian must be True or False, got {hermitian!r}")
-    method = _methods.validate(method, hermitian)
-    as_matrix = isinstance(A, np.matrix)  # np.matrix in, np.matrix out (as NumPy does)
-    if kind == TORCH:
-        from ._backends import _torch
-
-        A = _torch.prepare(A)
-    a, xp = _namespace(A, kind)
-    shape = tuple(a.shape)
-    if len(shape) < 2:
-        raise ValueError(f"pinv expects an array of shape (..., m, n), got shape {shape}")
-    *batch_list, m, n = shape
-    batch = tuple(batch_list)
-    if hermitian and m != n:
-        raise ValueError(f"hermitian=True needs square matrices, got shape {shape}")
-    if kind == MLX:
-        from ._backends import _mlx
-
-        dtype, result_dtype, eps = _mlx.dtypes(a.dtype)  # MLX's own: bfloat16's eps
-    else:
-        dtype, result_dtype, eps = _dtypes(xp, a.dtype, kind)
-    atol_np, rtol_np = _tolerance.resolve(rcond, atol, rtol, eps=eps, m=m, n=n, batch_shape=batch)
-    if kind != JAX and (_tolerance.is_traced(atol_np) or _tolerance.is_traced(rtol_np)):
-        raise TypeError(
-            f"a traced JAX tolerance needs a JAX array A (under jax.jit/vmap), got a {kind} A"
-        )
-    if kind == MLX:
-        return _mlx.pinv(
-            A,
-            atol_np,
-            rtol_np,
-            dtype=dtype,
-            result_dtype=result_dtype,
-            hermitian=hermitian,
-            method=method,
-            check_finite=check_finite,
-            out=out,
-            return_rank=return_rank,
-            stream=stream,
-        )
+    req = _validate.pinv_request(A, rcond, hermitian, atol, rtol, method, check_finite, stream)
     if out is not None:
-        _check_out(out, kind, (*batch, n, m), result_dtype)
-    options = dict(dtype=dtype, hermitian=hermitian, method=method, check_finite=check_finite)
-    chosen = _methods.chosen_name(method, hermitian, (math.prod(batch), m, n), dtype)
-    if math.prod(shape) == 0:
-        # the transpose of the empty input: the right shape, and for a tensor that
-        # requires grad, a result with a grad_fn (as torch.linalg.pinv gives)
-        if kind == TORCH:
-            x = a.mT.to(result_dtype, copy=True)
-        else:
-            x = xp.zeros((*batch, n, m), dtype=result_dtype, **_device_kw(xp, a))
-        rank = xp.zeros(batch, dtype=xp.int64, **_device_kw(xp, a))
-    elif kind == NUMPY:
-        x, rank = _engine.compute_numpy(a, atol_np, rtol_np, **options)
-    elif kind == TORCH:
-        x, rank = _torch.compute(a, atol_np, rtol_np, **options)
-        if not _torch._numpy_ok(a):
-            chosen = _methods.chosen_name(method, hermitian, (), dtype, portable=True)
-    elif kind == JAX:
-        from ._backends import _jax
-
-        x, rank = _jax.compute(a, atol_np, rtol_np, **options)
-        chosen = _methods.chosen_name(method, hermitian, (), dtype, portable=True)
-    elif kind == DASK:
-        from . import _dask
-
-        x, rank = _dask.compute(a, atol_np, rtol_np, **options)
+        _validate.check_out(out, req.kind, (*req.batch, req.n, req.m), req.result_dtype)
+    if math.prod((*req.batch, req.m, req.n)) == 0:
+        x, rank, chosen = _empty(req, (*req.batch, req.n, req.m)), _zero_rank(req), req.method
     else:
-        x, rank = _engine.compute_xp(xp, a, atol_np, rtol_np, **options)
-        chosen = _methods.chosen_name(method, hermitian, (), dtype, portable=True)
-    if x.dtype != result_dtype:
-        x = xp.astype(x, result_dtype)
-    if out is not None:
-        x = _write_out(out, x, kind)
-    elif as_matrix:
-        x = np.asmatrix(x)
+        x, rank, chosen = adapter(req.kind).pinv(req)
+    x = _finish(req, x, out, isinstance(A, np.matrix))
     if not return_rank:
         return x
-    return PinvResult(x, rank if batch else scalar_rank(rank), chosen)
+    return PinvResult(x, rank if req.batch else scalar_rank(rank), chosen)
+
+
+def _empty(req: Request, shape: tuple[int, ...], b: Any = None) -> Any:
+    """The zero result of an empty problem: for a tensor that requires grad, one with a
+    ``grad_fn`` (the transpose of the empty input, as ``torch.linalg.pinv`` gives)."""
+    if req.kind == TORCH:
+        x = req.a.mT.to(req.result_dtype, copy=True)
+        if b is not None:
+            x = x @ b.to(req.result_dtype)
+        return x.expand(shape) if tuple(x.shape) != shape else x
+    if req.kind == MLX:
+        import mlx.core as mx
+
+        return mx.zeros(shape, dtype=req.result_dtype)
+    return req.xp.zeros(shape, dtype=req.result_dtype, **_device_kw(req.xp, req.a))
+
+
+def _zero_rank(req: Request) -> Any:
+    if req.kind == MLX:
+        import mlx.core as mx
+
+        return mx.zeros(req.batch, dtype=mx.int64)
+    return req.xp.zeros(req.batch, dtype=req.xp.int64, **_device_kw(req.xp, req.a))
+
+
+def _finish(req: Request, x: Any, out: Any, as_matrix: bool) -> Any:
+    """The shared tail: the result dtype, ``out=``, ``np.matrix`` in, ``np.matrix`` out."""
+    if x.dtype != req.result_dtype:
+        x = x.astype(req.result_dtype) if req.kind == MLX else req.xp.astype(x, req.result_dtype)
+    if out is not None:
+        return _write_out(out, x, req.kind)
+    return np.asmatrix(x) if as_matrix else x
 
 
 def scalar_rank(rank: Any) -> Any:
@@ -335,3 +240,207 @@ def pinverse(input: Any, rcond: float = 1e-15) -> Any:
            [0., 0.]])
     """
     return pinv(input, rcond)  # rcond is rtol's alias: errors name rcond
+
+
+class _SolveFields(NamedTuple):
+    solution: Any
+    rank: Any
+
+
+class SolveResult(_SolveFields):
+    """``pinv_solve(..., return_rank=True)``: the solution and the number of kept values.
+
+    A named pair (``x, rank = pinv_solve(A, B, return_rank=True)``), with the attribute
+    ``method`` naming the method that ran, as :class:`PinvResult`.
+    """
+
+    method: str | None
+
+    def __new__(cls, solution: Any, rank: Any, method: str | None = None) -> SolveResult:
+        self = super().__new__(cls, solution, rank)
+        self.method = method
+        return self
+
+    def __getnewargs__(self) -> tuple[Any, Any, str | None]:
+        return (self.solution, self.rank, self.method)
+
+    def __repr__(self) -> str:
+        return (
+            f"SolveResult(solution={self.solution!r}, rank={self.rank!r}, method={self.method!r})"
+        )
+
+
+def _unvector(req: Request, x: Any) -> Any:
+    """A vector right-hand side ``(..., m)`` gives a vector solution ``(..., n)``."""
+    return x[..., 0] if req.vector else x
+
+
+def pinv_solve(
+    A: Any,
+    B: Any,
+    rcond: Any = None,
+    *,
+    atol: Any = None,
+    rtol: Any = None,
+    hermitian: bool = False,
+    method: str = "auto",
+    return_rank: bool = False,
+    check_finite: bool = True,
+) -> Any:
+    """``pinv(A) @ B``, the minimum-norm least-squares solution, without forming ``pinv(A)``.
+
+    The same tolerance rule, defaults and rank decision as :func:`pinv` (unlike
+    ``numpy.linalg.lstsq``, ``scipy.linalg.lstsq`` and ``torch.linalg.lstsq``, whose
+    cut-offs differ: torch's default CPU driver ``gelsy`` thresholds nothing).
+
+    Parameters
+    ----------
+    A : array of shape ``(..., m, n)``
+        Any array :func:`pinv` accepts.
+    B : array of shape ``(..., m)`` or ``(..., m, k)``
+        Of ``A``'s library (or an array-like when ``A`` is NumPy). ``B`` is a vector
+        when it is 1-D, or has one dimension fewer than ``A`` and the shape
+        ``A.shape[:-1]`` (``torch.linalg.solve``'s rule); otherwise a stack of
+        ``(m, k)`` matrices. Batch dimensions of ``A`` and ``B`` broadcast.
+    rcond, atol, rtol, hermitian, check_finite
+        As in :func:`pinv`; ``check_finite`` covers ``B`` too (a NaN or Inf in a
+        member of ``B`` raises, or gives that member's solution all-NaN and rank 0).
+    method : str
+        As in :func:`pinv`. ``"svd"``/``"eigh"`` apply the decomposition to ``B``
+        (``V diag(1/sigma kept) U^H B``); ``"jacobi"`` the compiled kernel's solve;
+        ``"auto"`` also uses certified full-rank solves for large matrices (normal
+        equations, CholeskyQR2, QR, LU, Cholesky applied to ``B``) and LAPACK's
+        ``gelsd`` where its singular values prove ``pinv``'s rank. ``"batched"``,
+        ``"qr"`` and ``"randomized"`` form ``pinv(A)`` with that method and multiply.
+        On the portable path (GPU tensors, tensors that require grad, JAX, Array API
+        libraries) and for MLX, the differentiable ``pinv`` is multiplied into ``B``.
+    return_rank : bool
+        Also return the rank (a :class:`SolveResult`).
+
+    Returns
+    -------
+    x : array of shape ``(..., n)`` or ``(..., n, k)``, or ``SolveResult(solution, rank)``
+        In the dtype that ``A`` and ``B`` promote to; the library and device of ``A``.
+
+    Notes
+    -----
+    Accuracy: that of the method (:func:`pinv`'s promise, applied to ``B``). The
+    derivative (torch, JAX, MLX) is that of ``pinv(A) @ B``, in ``A`` and ``B``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pseudoinverse as pi
+    >>> A = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    >>> b = np.array([1.0, 2.0, 3.0])
+    >>> x = pi.pinv_solve(A, b)
+    >>> np.allclose(x, pi.pinv(A) @ b), np.allclose(A.T @ (A @ x - b), 0)
+    (True, True)
+    >>> pi.pinv_solve(np.ones((2, 2)), np.ones(2), return_rank=True).rank
+    1
+    """
+    req = _validate.pinv_request(
+        A, rcond, hermitian, atol, rtol, method, check_finite, None, name="pinv_solve"
+    )
+    req = _validate.with_rhs(req, B)
+    k = req.b.shape[-1]
+    if math.prod((*req.batch, req.m, req.n)) == 0:
+        x, rank, chosen = _empty(req, (*req.batch, req.n, k), req.b), _zero_rank(req), req.method
+    else:
+        x, rank, chosen = adapter(req.kind).solve(req)
+    x = _unvector(req, _finish(req, x, None, False))
+    if not return_rank:
+        return x
+    return SolveResult(x, rank if req.batch else scalar_rank(rank), chosen)
+
+
+def damped_pinv(A: Any, damping: Any, *, hermitian: bool = False, check_finite: bool = True) -> Any:
+    """The damped (Tikhonov) inverse ``V diag(sigma / (sigma**2 + damping**2)) U^H``.
+
+    ``(A^H A + lambda^2 I)^{-1} A^H = A^H (A A^H + lambda^2 I)^{-1}``, the damped least
+    squares inverse of robot inverse kinematics and ridge regression, computed from the
+    SVD (never by forming ``A A^H``, whose rounding costs ``eps kappa^2``), so it is
+    accurate for every ``lambda >= 0``, singular ``A`` included.
+
+    **damping is lambda, not lambda squared.** (Pinocchio's ``damp`` and some IK codes
+    pass ``lambda**2``: give its square root here.)
+
+    Parameters
+    ----------
+    A : array of shape ``(..., m, n)``
+        Any array :func:`pinv` accepts.
+    damping : float or real array broadcastable to the batch shape
+        ``lambda >= 0``; negative or NaN is a ``ValueError``. ``0`` gives exactly
+        ``pinv(A, atol=0, rtol=0)`` (no NaN at exactly zero singular values). An array
+        of ``A``'s library (a torch tensor, a JAX or MLX array) is differentiated.
+    hermitian : bool
+        Only the lower triangle of ``A`` is read (the Hermitian matrix it defines).
+    check_finite : bool
+        As in :func:`pinv`: NaN/Inf in ``A`` raises ``numpy.linalg.LinAlgError``, or
+        (``False``) gives that member an all-NaN result.
+
+    Returns
+    -------
+    X : array of shape ``(..., n, m)``
+        The input's library, device and result dtype (as :func:`pinv`).
+
+    Notes
+    -----
+    The solve form, :func:`damped_pinv_solve`, applies it to a right-hand side without
+    forming it. Methods: stacks of many small matrices take the compiled Jacobi kernel
+    with the damped filter; large matrices the SVD filter per matrix; others NumPy's
+    batched SVD. On the portable path (GPU tensors, tensors that require grad, JAX,
+    MLX, Array API libraries) it is ``pinv`` of ``[A; lambda I]`` with
+    ``atol = rtol = 0``, whose first ``m`` columns are the damped inverse: the
+    Golub–Pereyra derivative of that ``pinv`` is the exact derivative in ``A`` and in
+    ``lambda`` (torch ``gradcheck``, JAX ``check_grads``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pseudoinverse as pi
+    >>> J = np.array([[1.0, 0.0, 1.0], [0.0, 1.0, 1.0]])
+    >>> X = pi.damped_pinv(J, 0.1)
+    >>> np.allclose(X, J.T @ np.linalg.inv(J @ J.T + 0.1**2 * np.eye(2)))
+    True
+    >>> np.allclose(pi.damped_pinv(J, 0.0), np.linalg.pinv(J))
+    True
+    """
+    req = _validate.damped_request(A, damping, hermitian, check_finite)
+    if math.prod((*req.batch, req.m, req.n)) == 0:
+        x = _empty(req, (*req.batch, req.n, req.m))
+    else:
+        x = adapter(req.kind).damped(req)
+    return _finish(req, x, None, isinstance(A, np.matrix))
+
+
+def damped_pinv_solve(
+    A: Any, damping: Any, B: Any, *, hermitian: bool = False, check_finite: bool = True
+) -> Any:
+    """``damped_pinv(A, damping) @ B`` without forming the damped inverse.
+
+    The damped least-squares step of inverse kinematics, ``dq = J^H (J J^H +
+    lambda^2 I)^{-1} e``, and the ridge solution ``argmin ||A x - b||^2 + lambda^2
+    ||x||^2``. **damping is lambda, not lambda squared.** ``B`` as in
+    :func:`pinv_solve`: ``(..., m)`` or ``(..., m, k)``, batch dimensions broadcast;
+    ``check_finite`` covers ``B`` too. Accuracy and derivatives as
+    :func:`damped_pinv` (differentiable in ``A``, ``B`` and ``damping``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pseudoinverse as pi
+    >>> J = np.array([[1.0, 0.0, 1.0], [0.0, 1.0, 1.0]])
+    >>> e = np.array([0.1, -0.2])
+    >>> dq = pi.damped_pinv_solve(J, 0.1, e)
+    >>> np.allclose(dq, J.T @ np.linalg.solve(J @ J.T + 0.01 * np.eye(2), e))
+    True
+    """
+    req = _validate.damped_request(A, damping, hermitian, check_finite)
+    req = _validate.with_rhs(req, B, name="damped_pinv_solve")
+    k = req.b.shape[-1]
+    if math.prod((*req.batch, req.m, req.n)) == 0:
+        x = _empty(req, (*req.batch, req.n, k), req.b)
+    else:
+        x = adapter(req.kind).damped(req)
+    return _unvector(req, _finish(req, x, None, False))

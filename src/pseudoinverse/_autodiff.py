@@ -90,17 +90,41 @@ def _forward(xp: Any, a: Array, atol: Any, rtol: Any, hermitian: bool, method: s
     )
 
 
+def _forward_numpy(a: Any, atol: Any, rtol: Any, hermitian: bool, method: str) -> tuple:
+    """The forward pass of a plain CPU tensor on the engine's NumPy stacks (zero copy)."""
+    import numpy as np
+    import torch
+
+    from ._engine import compute_numpy
+
+    a_np = a.detach().numpy()
+    x, rank = compute_numpy(
+        a_np,
+        np.asarray(atol),
+        np.asarray(rtol),
+        dtype=a_np.dtype,
+        hermitian=hermitian,
+        method=method,
+        check_finite=False,
+    )
+    return torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.asarray(rank))
+
+
 # --------------------------------------------------------------------------- PyTorch
 
 
-def torch_pinv(a: Any, atol: Any, rtol: Any, *, hermitian: bool, method: str) -> tuple:
-    """``(X, rank)`` by the portable core on torch ops, differentiable in ``a``.
+def torch_pinv(
+    a: Any, atol: Any, rtol: Any, *, hermitian: bool, method: str, host: bool = False
+) -> tuple:
+    """``(X, rank)``, differentiable in ``a``: the forward pass by the portable core on
+    torch ops, or (``host``: a plain CPU tensor) by the engine's NumPy stacks, which
+    gives the same result as without grad, alone or in any stack.
 
     ``a`` is finite-checked already, in its compute dtype, and Hermitian (the output of
     :func:`~pseudoinverse._methods.eigh.hermitian_from_lower`) when ``hermitian``.
     ``atol``/``rtol`` are NumPy constants.
     """
-    return _torch_function().apply(a, atol, rtol, hermitian, method)
+    return _torch_function().apply(a, atol, rtol, hermitian, method, host)
 
 
 @functools.cache
@@ -122,7 +146,12 @@ def _torch_function() -> Any:
         generate_vmap_rule = True  # the forward is plain torch ops (masks, no .item())
 
         @staticmethod
-        def forward(a, atol, rtol, hermitian, method):  # type: ignore[override]
+        def forward(a, atol, rtol, hermitian, method, host):  # type: ignore[override]
+            if host:
+                # the NumPy engine, as without grad: the same result with or without
+                # grad, alone or in any stack (torch's own batched SVD differs by a
+                # few ulps between a matrix alone and in a stack)
+                return _forward_numpy(a, atol, rtol, hermitian, method)
             return _forward(xp, a, atol, rtol, hermitian, method)
 
         @staticmethod
@@ -136,10 +165,10 @@ def _torch_function() -> Any:
         @staticmethod
         def backward(ctx, gx, grank):  # type: ignore[override]
             a, x = ctx.saved_tensors
-            return pinv_vjp(a, x, gx, mh), None, None, None, None
+            return pinv_vjp(a, x, gx, mh), None, None, None, None, None
 
         @staticmethod
-        def jvp(ctx, da, datol, drtol, dherm, dmethod):  # type: ignore[override]
+        def jvp(ctx, da, datol, drtol, dherm, dmethod, dhost):  # type: ignore[override]
             a, x = ctx.saved_tensors
             return pinv_jvp(a, x, da, mh), None
 

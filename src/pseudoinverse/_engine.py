@@ -1,6 +1,10 @@
 """The compute beneath every adapter: NumPy stacks and the portable Array API core.
 
-Both take validated input (``_api`` checked it) and share the non-finite rule of
+Three operations, one spectral-filter idea (``_methods/spectral.py``): the
+pseudo-inverse (``compute_numpy``/``compute_xp``), its product with a right-hand side
+(``solve_numpy``/``solve_xp``) and the damped inverse or its product
+(``damped_numpy``/``damped_xp``). All take validated input (``_validate`` checked it)
+and share the non-finite rule of
 ``_finite``: a matrix with NaN/Inf raises (``check_finite=True``) or gets an all-NaN
 result and rank 0, the others are computed normally. On NumPy stacks only the good
 members reach a method, each scaled first by a power of two where its entries are
@@ -147,3 +151,233 @@ def _scale_xp(xp: Any, a: Any, real: Any) -> Any:
     shift = xp.clip(-exponent, min=-clip, max=clip)
     two = xp.full_like(big, 2.0)
     return xp.where(outside, xp.pow(two, shift), xp.ones_like(big))
+
+
+def _pow2_scale(stack: np.ndarray) -> np.ndarray | None:
+    """A right-hand side's ``_scaled`` rule: per member ``2**-e`` where its largest entry
+    ``~2**e`` is outside the safe range (else 1); ``None`` when no member needs it."""
+    limit = _SAFE_EXPONENT[np.finfo(stack.dtype).dtype.itemsize]
+    flat = _real_view(stack).reshape(len(stack), -1)
+    big = np.abs(flat).max(axis=1).astype(np.float64) if flat.shape[1] else np.zeros(len(stack))
+    _, exponent = np.frexp(big)
+    outside = (big > 0) & np.isfinite(big) & (np.abs(exponent) > limit)
+    if not outside.any():
+        return None
+    return np.ldexp(1.0, np.where(outside, np.clip(-exponent, -1000, 1000), 0))
+
+
+def _stacks(a: np.ndarray, b: np.ndarray | None, dtype: Any, hermitian: bool, check_finite: bool):
+    """C-contiguous ``(B, m, n)`` / ``(B, m, k)`` stacks and the bad members (NaN/Inf
+    where ``A`` is read, or anywhere in ``B``); raises for them if ``check_finite``."""
+    *batch, m, n = a.shape
+    stack = np.ascontiguousarray(a.reshape(-1, m, n), dtype=dtype)
+    bad = _finite.bad_members(np, stack, hermitian)
+    rhs = None
+    if b is not None:
+        rhs = np.ascontiguousarray(b.reshape(-1, m, b.shape[-1]), dtype=dtype)
+        if rhs.size:
+            bad = bad | ~np.isfinite(rhs).all(axis=(1, 2))
+    if check_finite and bad.any():
+        _finite.raise_if_bad(np, bad.reshape(batch), "A or B" if b is not None else "A")
+    return stack, rhs, bad
+
+
+def solve_numpy(
+    a: np.ndarray,
+    b: np.ndarray,
+    atol: np.ndarray,
+    rtol: np.ndarray,
+    *,
+    dtype: Any,
+    hermitian: bool,
+    method: str,
+    check_finite: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``pinv(A) @ B`` for ``a (*batch, m, n)``, ``b (*batch, m, k)``: ``(x, rank)``.
+
+    As ``compute_numpy``: only good members reach the method, scaled by powers of two
+    where extreme (``x = (s / t) solve(s A, t B)``, exact), with the same rank decision.
+    """
+    *batch, _, n = a.shape
+    k = b.shape[-1]
+    stack, rhs, bad = _stacks(a, b, dtype, hermitian, check_finite)
+    x = np.full((len(stack), n, k), np.nan, dtype=stack.dtype)
+    rank = np.zeros(len(stack), dtype=np.int64)
+    good = ~bad
+    if good.any() and k:
+        sub = (lambda v: v) if good.all() else (lambda v: v[good])
+        s_a, at, scale = _scaled(sub(stack), sub(atol.reshape(-1)), hermitian)
+        s_b = sub(rhs)
+        t = _pow2_scale(s_b)
+        if t is not None:
+            s_b = _times(s_b, t)
+        xs, rs = _methods.run_solve_numpy(method, s_a, s_b, at, sub(rtol.reshape(-1)), hermitian)
+        ratio = (np.ones(len(s_b)) if scale is None else scale) / (1 if t is None else t)
+        if scale is not None or t is not None:
+            xs = _times(np.ascontiguousarray(xs), ratio)
+        x[good], rank[good] = xs, rs
+    elif good.any():  # k == 0: no columns, but the rank is still A's
+        _, rank[good] = compute_numpy(
+            stack[good],
+            atol.reshape(-1)[good],
+            rtol.reshape(-1)[good],
+            dtype=dtype,
+            hermitian=hermitian,
+            method=method,
+            check_finite=False,
+        )
+    return x.reshape(*batch, n, k), rank.reshape(batch)
+
+
+def damped_numpy(
+    a: np.ndarray,
+    damping: np.ndarray,
+    b: np.ndarray | None,
+    *,
+    dtype: Any,
+    hermitian: bool,
+    check_finite: bool,
+) -> np.ndarray:
+    """The damped inverse of ``a (*batch, m, n)`` (``damping`` float64 of the batch
+    shape), or its product with ``b (*batch, m, k)``; bad members get NaN."""
+    *batch, m, n = a.shape
+    stack, rhs, bad = _stacks(a, b, dtype, hermitian, check_finite)
+    cols = m if b is None else b.shape[-1]
+    x = np.full((len(stack), n, cols), np.nan, dtype=stack.dtype)
+    good = ~bad
+    if good.any() and cols:
+        sub = (lambda v: v) if good.all() else (lambda v: v[good])
+        # damped(s A, s lambda) = damped(A, lambda) / s: lambda scales like atol
+        s_a, lam, scale = _scaled(
+            sub(stack), sub(np.broadcast_to(damping, batch).reshape(-1)), hermitian
+        )
+        s_b = None if rhs is None else sub(rhs)
+        t = None if s_b is None else _pow2_scale(s_b)
+        if t is not None:
+            s_b = _times(s_b, t)
+        xs = _methods.run_damped_numpy(s_a, lam, s_b, hermitian)
+        if scale is not None or t is not None:
+            ratio = (np.ones(len(s_a)) if scale is None else scale) / (1 if t is None else t)
+            xs = _times(np.ascontiguousarray(xs), ratio)
+        x[good] = xs
+    return x.reshape(*batch, n, cols)
+
+
+# --------------------------------------------------------------------------- portable
+
+
+def augmented(xp: Any, a: Any, damping: Any) -> tuple[Any, bool]:
+    """``[T; lambda I]`` for ``T = A`` (tall) or ``A^H`` (wide), and whether ``A`` was wide.
+
+    For ``lambda > 0`` it has full column rank and
+    ``pinv([T; lambda I])[..., :, :M] = (T^H T + lambda^2 I)^{-1} T^H``, the damped inverse
+    of ``T``; for ``lambda = 0`` it is ``[pinv(T), 0]``. So the portable (differentiable)
+    path needs only ``pinv`` with ``atol = rtol = 0``: its Golub–Pereyra derivative is the
+    damped inverse's derivative in ``A`` and in ``lambda`` (the rank is constant for
+    ``lambda > 0``), finite at repeated singular values.
+    """
+    m, n = a.shape[-2:]
+    wide = m < n
+    t = _ct(xp, a) if wide else a
+    p = t.shape[-1]
+    device = None if xp is np else array_api_compat.device(a)
+    eye = xp.eye(p, dtype=t.dtype, device=device)
+    lam = xp.astype(damping, t.dtype)
+    lower = xp.reshape(lam, (*lam.shape, 1, 1)) * xp.reshape(eye, (1,) * lam.ndim + (p, p))
+    lower = xp.broadcast_to(lower, (*t.shape[:-2], p, p))
+    return xp.concat([t, lower], axis=-2), wide
+
+
+def from_augmented(xp: Any, y: Any, m_rows: int, wide: bool) -> Any:
+    """The damped inverse of ``A`` from ``pinv`` of :func:`augmented`'s matrix."""
+    y = y[..., :, :m_rows]
+    return _ct(xp, y) if wide else y
+
+
+PinvFn = Any  # (a, atol, rtol, hermitian, method) -> (x, rank): bad members NaN, no raise
+
+
+def _portable_pinv(xp: Any, dtype: Any) -> PinvFn:
+    def fn(a: Any, atol: Any, rtol: Any, hermitian: bool, method: str) -> tuple[Any, Any]:
+        return compute_xp(
+            xp,
+            a,
+            atol,
+            rtol,
+            dtype=dtype,
+            hermitian=hermitian,
+            method=method,
+            check_finite=False,
+        )
+
+    return fn
+
+
+def _nan_where(xp: Any, bad: Any, x: Any) -> Any:
+    return xp.where(bad[..., None, None], xp.full_like(x, float("nan")), x)
+
+
+def solve_xp(
+    xp: Any,
+    a: Any,
+    b: Any,
+    atol: Any,
+    rtol: Any,
+    *,
+    dtype: Any,
+    hermitian: bool,
+    method: str,
+    check_finite: bool,
+    pinv_fn: PinvFn | None = None,
+) -> tuple[Any, Any]:
+    """``pinv(A) @ B`` on the portable path: the (differentiable) ``pinv_fn`` of the
+    adapter (default: :func:`compute_xp`) multiplied into ``B``. After the SVD, forming
+    ``A^+`` costs less than the SVD itself, and the derivative in ``A`` and ``B`` is then
+    ``pinv``'s Golub–Pereyra rule and a product's."""
+    pinv_fn = pinv_fn or _portable_pinv(xp, dtype)
+    a, b = xp.astype(a, dtype), xp.astype(b, dtype)
+    bad_b = ~xp.all(xp.isfinite(b), axis=(-2, -1))
+    if check_finite:
+        _finite.raise_if_bad(xp, _finite.bad_members(xp, a, hermitian) | bad_b, "A or B")
+    x, rank = pinv_fn(a, atol, rtol, hermitian, method)
+    y = _nan_where(xp, bad_b, x @ _finite.zero_bad(xp, b, bad_b))
+    return y, xp.where(bad_b, xp.zeros_like(rank), rank)
+
+
+def damped_xp(
+    xp: Any,
+    a: Any,
+    damping: Any,
+    b: Any,
+    *,
+    dtype: Any,
+    hermitian: bool,
+    check_finite: bool,
+    pinv_fn: PinvFn | None = None,
+) -> Any:
+    """The damped inverse (or its product with ``B``) on the portable path: ``pinv_fn``
+    on :func:`augmented`'s matrix with ``atol = rtol = 0``."""
+    from ._methods.eigh import hermitian_from_lower
+
+    pinv_fn = pinv_fn or _portable_pinv(xp, dtype)
+    a = xp.astype(a, dtype)
+    bad = _finite.bad_members(xp, a, hermitian)
+    bad_b = None if b is None else ~xp.all(xp.isfinite(b), axis=(-2, -1))
+    if check_finite:
+        _finite.raise_if_bad(xp, bad if bad_b is None else bad | bad_b, "A or B")
+    a = _finite.zero_bad(xp, a, bad)
+    if hermitian:
+        a = hermitian_from_lower(xp, a)
+    aug, wide = augmented(xp, a, damping)
+    zeros = np.zeros(tuple(a.shape[:-2]))
+    y, _ = pinv_fn(aug, zeros, zeros, False, "svd")
+    x = _nan_where(xp, bad, from_augmented(xp, y, aug.shape[-2] - aug.shape[-1], wide))
+    if b is None:
+        return x
+    b = xp.astype(b, dtype)
+    return _nan_where(xp, bad_b, x @ _finite.zero_bad(xp, b, bad_b))
+
+
+def _ct(xp: Any, x: Any) -> Any:
+    x = xp.matrix_transpose(x)
+    return xp.conj(x) if xp.isdtype(x.dtype, "complex floating") else x

@@ -34,13 +34,13 @@ def bad_members(xp: Any, a: Any, hermitian: bool) -> Any:
     return ~xp.all(finite, axis=(-2, -1))
 
 
-def message(index: tuple[int, ...]) -> str:
+def message(index: tuple[int, ...], what: str = "A") -> str:
     """The error for a bad matrix at ``index`` (``()`` for a single matrix)."""
     where = f" in the matrix at batch index {index}" if index else ""
-    return f"A contains NaN or Inf{where} (pass check_finite=False for a NaN result)"
+    return f"{what} contains NaN or Inf{where} (pass check_finite=False for a NaN result)"
 
 
-def raise_if_bad(xp: Any, bad: Any) -> None:
+def raise_if_bad(xp: Any, bad: Any, what: str = "A") -> None:
     """Raise ``numpy.linalg.LinAlgError`` (a ``ValueError``) naming the first bad batch
     index, if any (one host sync)."""
     if not bool(xp.any(bad)):
@@ -48,7 +48,7 @@ def raise_if_bad(xp: Any, bad: Any) -> None:
     flat = xp.reshape(xp.astype(bad, xp.int8), (-1,))
     first = int(xp.argmax(flat))
     index = np.unravel_index(first, tuple(bad.shape)) if bad.ndim else ()
-    raise np.linalg.LinAlgError(message(tuple(int(i) for i in index)))
+    raise np.linalg.LinAlgError(message(tuple(int(i) for i in index), what))
 
 
 def zero_bad(xp: Any, a: Any, bad: Any) -> Any:

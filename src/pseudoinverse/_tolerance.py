@@ -147,3 +147,68 @@ def _resolve_traced(
 def threshold(smax: np.ndarray, atol: np.ndarray, rtol: np.ndarray) -> np.ndarray:
     """``tol = max(atol, rtol * sigma_max)``, the one formula every method uses."""
     return np.maximum(atol, rtol * smax)
+
+
+def count(xp: Any, keep: Any) -> Any:
+    """The rank: the number of kept values (``True``) along the last axis, in the
+    library's default integer dtype."""
+    try:
+        int_dtype = xp.__array_namespace_info__().default_dtypes()["integral"]
+    except (AttributeError, KeyError, TypeError):
+        int_dtype = xp.int64
+    return xp.sum(xp.astype(keep, int_dtype), axis=-1)
+
+
+def _check_damping_values(values: np.ndarray, damping: Any) -> None:
+    if np.isnan(values).any():
+        raise ValueError(f"damping must not be NaN, got {damping!r}")
+    if (values < 0).any():
+        raise ValueError(f"damping must be >= 0 (it is lambda, not lambda**2), got {damping!r}")
+
+
+def resolve_damping(damping: Any, kind: str, batch_shape: tuple[int, ...]) -> Any:
+    """Validate ``damping`` (lambda >= 0, real, broadcastable to the batch shape).
+
+    A Python number or NumPy array becomes float64 of exactly ``batch_shape``. An array
+    of the input's own library (a torch tensor that may require grad, a JAX array that
+    may be traced, an MLX array) stays one, so that it can be differentiated; its
+    values are checked where they can be read (a traced JAX value cannot: there a
+    negative damping acts as its absolute value and NaN gives a NaN result).
+    """
+    if damping is None:
+        raise TypeError("damped_pinv needs damping (lambda >= 0), got None")
+    module = type(damping).__module__.split(".")[0]
+    own = {"torch": "torch", "jax": "jax", "jaxlib": "jax", "mlx": "mlx"}.get(module)
+    if own is not None and own == kind:
+        dtype = np.dtype(str(damping.dtype).rsplit(".", 1)[-1].replace("bfloat16", "float32"))
+        _check_dtype(dtype.kind, damping.dtype, damping, "damping")
+        if not is_traced(damping):
+            host = damping.detach().cpu() if hasattr(damping, "detach") else damping
+            _check_damping_values(np.asarray(host, dtype=np.float64), damping)
+        _fit_shape(tuple(damping.shape), "damping", batch_shape)
+        return damping
+    if own is not None or is_traced(damping):
+        raise ValueError(
+            f"damping must be a number, a NumPy array or an array of A's library ({kind}), "
+            f"got {type(damping).__name__}"
+        )
+    try:
+        arr = np.asarray(damping)
+    except Exception as err:  # pragma: no cover - exotic objects
+        raise TypeError(f"damping must be a real number or array, got {damping!r}") from err
+    _check_dtype(arr.dtype.kind, arr.dtype, damping, "damping")
+    arr = arr.astype(np.float64)
+    _check_damping_values(arr, damping)
+    return np.array(_fit_batch(arr, "damping", batch_shape), dtype=np.float64)
+
+
+def _fit_shape(shape: tuple[int, ...], name: str, batch_shape: tuple[int, ...]) -> None:
+    try:
+        ok = np.broadcast_shapes(shape, batch_shape) == tuple(batch_shape)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(
+            f"{name} of shape {shape} does not broadcast to the batch shape "
+            f"{tuple(batch_shape)} (it may not enlarge the result's shape)"
+        )

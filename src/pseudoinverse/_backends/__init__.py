@@ -63,10 +63,21 @@ def default_float(xp: Any) -> Any:
         return xp.asarray(0.0).dtype
 
 
-def count(xp: Any, keep: Any) -> Any:
-    """Number of ``True`` along the last axis, in the library's default integer dtype."""
-    try:
-        int_dtype = xp.__array_namespace_info__().default_dtypes()["integral"]
-    except (AttributeError, KeyError, TypeError):
-        int_dtype = xp.int64
-    return xp.sum(xp.astype(keep, int_dtype), axis=-1)
+# Each library's adapter: a module with ``pinv(req)``, ``solve(req)`` and ``damped(req)``
+# (``_validate.Request`` in; ``(x, rank, method)``, ``(x, rank, method)`` and ``x`` out,
+# in the input's library). Imported when such an array first arrives.
+_ADAPTERS = {
+    NUMPY: "._numpy",
+    TORCH: "._torch",
+    JAX: "._jax",
+    MLX: "._mlx",
+    DASK: "._dask",
+    XP: "._xp",
+}
+
+
+def adapter(kind: str) -> Any:
+    """The adapter module for an array kind (one interface, looked up by kind)."""
+    import importlib
+
+    return importlib.import_module(_ADAPTERS[kind], __name__)

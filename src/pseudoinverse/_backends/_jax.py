@@ -81,3 +81,106 @@ def _compiled(a: Any, atol: Any, rtol: Any, *, dtype: Any, hermitian: bool, meth
         a = hermitian_part(jnp, a)
     x, rank = jax_pinv(a, atol, rtol, hermitian=hermitian, method=method)
     return _finite.nan_bad(jnp, x, rank, bad)
+
+
+def _real(dtype: Any) -> Any:
+    return jnp.finfo(dtype).dtype
+
+
+def pinv(req: Any) -> tuple[Any, Any, str]:
+    from . import _xp
+
+    x, rank = compute(
+        req.a,
+        req.atol,
+        req.rtol,
+        dtype=req.dtype,
+        hermitian=req.hermitian,
+        method=req.method,
+        check_finite=req.check_finite,
+    )
+    return x, rank, _xp.name(req)
+
+
+def _check(req: Any, b: Any) -> None:
+    """``check_finite`` on concrete input (traced values cannot raise: NaN results)."""
+    if not req.check_finite or _traced(req.a) or (b is not None and _traced(b)):
+        return
+    bad = _finite.bad_members(jnp, req.a, req.hermitian)
+    if b is not None:
+        bad = bad | ~jnp.all(jnp.isfinite(b), axis=(-2, -1))
+    _finite.raise_if_bad(jnp, bad, "A" if b is None else "A or B")
+
+
+def _pinv_fn(dtype: Any) -> Any:
+    def fn(a: Any, atol: Any, rtol: Any, hermitian: bool, method: str) -> tuple[Any, Any]:
+        real = _real(dtype)
+        return _compiled(
+            a,
+            jnp.asarray(atol, dtype=real),
+            jnp.asarray(rtol, dtype=real),
+            dtype=jnp.dtype(dtype),
+            hermitian=hermitian,
+            method=method,
+        )
+
+    return fn
+
+
+def solve(req: Any) -> tuple[Any, Any, str]:
+    from . import _xp
+
+    _check(req, req.b)
+    real = _real(req.dtype)
+    x, rank = _solve_compiled(
+        req.a,
+        req.b,
+        jnp.asarray(req.atol, dtype=real),
+        jnp.asarray(req.rtol, dtype=real),
+        dtype=jnp.dtype(req.dtype),
+        hermitian=req.hermitian,
+        method=req.method,
+    )
+    return x, rank, _xp.name(req)
+
+
+@functools.partial(jax.jit, static_argnames=("dtype", "hermitian", "method"))
+def _solve_compiled(a, b, atol, rtol, *, dtype, hermitian, method):
+    from .. import _engine
+
+    return _engine.solve_xp(
+        jnp,
+        a,
+        b,
+        atol,
+        rtol,
+        dtype=dtype,
+        hermitian=hermitian,
+        method=method,
+        check_finite=False,
+        pinv_fn=_pinv_fn(dtype),
+    )
+
+
+def damped(req: Any) -> Any:
+    _check(req, req.b)
+    lam = jnp.asarray(req.damping, dtype=_real(req.dtype))
+    return _damped_compiled(req.a, lam, req.b, dtype=jnp.dtype(req.dtype), hermitian=req.hermitian)
+
+
+@functools.partial(jax.jit, static_argnames=("dtype", "hermitian"))
+def _damped_compiled(a, lam, b, *, dtype, hermitian):
+    """A traced negative damping acts as its absolute value (the augmented matrix
+    ``[A; -lambda I]`` has the same damped inverse), a NaN one gives NaN."""
+    from .. import _engine
+
+    return _engine.damped_xp(
+        jnp,
+        a,
+        lam,
+        b,
+        dtype=dtype,
+        hermitian=hermitian,
+        check_finite=False,
+        pinv_fn=_pinv_fn(dtype),
+    )

@@ -102,14 +102,14 @@ def _concrete(values: Any) -> np.ndarray | None:
         return None
 
 
-def _raise_if_bad(bad: Any) -> None:
+def _raise_if_bad(bad: Any, what: str = "A") -> None:
     """``_finite.raise_if_bad`` on ``bad``'s values; a placeholder (under ``mx.vmap`` or
     ``mx.compile``) has none, so there the bad members get NaN instead of raising."""
     try:
         values = np.array(bad, copy=False)
     except ValueError:  # a placeholder: it cannot be evaluated while tracing
         return
-    _finite.raise_if_bad(np, values)
+    _finite.raise_if_bad(np, values, what)
 
 
 def _traced(a: Any, atol: np.ndarray, rtol: np.ndarray, hermitian: bool) -> tuple[Any, Any]:
@@ -142,30 +142,22 @@ def _traced(a: Any, atol: np.ndarray, rtol: np.ndarray, hermitian: bool) -> tupl
     return x, rank
 
 
-def pinv(
+def _core(
     A: Any,
     atol: np.ndarray,
     rtol: np.ndarray,
     *,
     dtype: Any,
-    result_dtype: Any,
     hermitian: bool,
     method: str,
     check_finite: bool,
-    out: Any,
-    return_rank: bool,
-    stream: Any,
-) -> Any:
-    """The MLX path of ``pinv``, on validated input (``_api.pinv`` checked everything
-    but ``out``); ``dtype``/``result_dtype``/``eps`` come from :func:`dtypes`."""
-    from .._api import PinvResult, _check_out
+    ops: Any,
+) -> tuple[Any, Any]:
+    """``(X, rank)`` of a non-empty MLX array in the compute ``dtype``, differentiable."""
     from .._autodiff import mlx_pinv
     from .._engine import compute_numpy
 
-    *batch, m, n = A.shape
-    if out is not None:
-        _check_out(out, "mlx", (*batch, n, m), result_dtype)
-    ops = _ops_stream(stream, dtype)
+    m, n = A.shape[-2:]
     np_dtype = _TO_NP[dtype]
 
     def forward(a: Any) -> tuple[Any, Any]:
@@ -193,38 +185,133 @@ def pinv(
             x = np.where(marks[..., None, None], np.eye(n, m, dtype=x.dtype), x)
         return mx.array(x, dtype=dtype), mx.array(rank, dtype=mx.int64)
 
-    if A.size == 0:
-        x = mx.zeros((*batch, n, m), dtype=result_dtype)
-        rank = mx.zeros(tuple(batch), dtype=mx.int64)
-    else:
-        a = A.astype(dtype, stream=ops) if A.dtype != dtype else A
-        with mx.stream(ops):
-            # On the raw input: the Hermitian part drops a NaN imaginary diagonal.
-            bad = _bad_members(a, hermitian)
-        if check_finite:
-            _raise_if_bad(bad)
-        with mx.stream(ops):
-            # a finite, full-rank stand-in (the identity) for each bad member: gradients
-            # stay finite, and a method that refuses rank-deficient input ("qr") is not
-            # handed a zero matrix; its result is replaced by NaN below
-            stand_in = mx.broadcast_to(mx.eye(m, n, dtype=a.dtype), a.shape)
-            a = mx.where(bad[..., None, None], stand_in, a)
-            if hermitian:
-                a = _hermitian_part(a)
-        x, rank = mlx_pinv(a, forward, ops)
-        with mx.stream(ops):
-            # mx.full, not a scalar NaN: mx.compile fails to generate a complex NaN literal
-            x = mx.where(bad[..., None, None], mx.full(x.shape, np.nan, dtype=x.dtype), x)
-            rank = mx.where(bad, mx.zeros_like(rank), rank)
-        if x.dtype != result_dtype:
-            x = x.astype(result_dtype, stream=ops)
-    if out is not None:
-        out[...] = x
-        x = out
-    if not return_rank:
-        return x
+    a = A.astype(dtype, stream=ops) if A.dtype != dtype else A
+    with mx.stream(ops):
+        # On the raw input: the Hermitian part drops a NaN imaginary diagonal.
+        bad = _bad_members(a, hermitian)
+    if check_finite:
+        _raise_if_bad(bad)
+    with mx.stream(ops):
+        # a finite, full-rank stand-in (the identity) for each bad member: gradients
+        # stay finite, and a method that refuses rank-deficient input ("qr") is not
+        # handed a zero matrix; its result is replaced by NaN below
+        stand_in = mx.broadcast_to(mx.eye(m, n, dtype=a.dtype), a.shape)
+        a = mx.where(bad[..., None, None], stand_in, a)
+        if hermitian:
+            a = _hermitian_part(a)
+    x, rank = mlx_pinv(a, forward, ops)
+    with mx.stream(ops):
+        # mx.full, not a scalar NaN: mx.compile fails to generate a complex NaN literal
+        x = mx.where(bad[..., None, None], mx.full(x.shape, np.nan, dtype=x.dtype), x)
+        rank = mx.where(bad, mx.zeros_like(rank), rank)
+    return x, rank
+
+
+def _name(req: Any) -> str:
     from .._methods import chosen_name
 
-    shape = (int(np.prod(batch)), m, n)
-    name = chosen_name(method, hermitian, shape, np.dtype(np_dtype))
-    return PinvResult(x, int(rank.item()) if not batch else rank, name)
+    shape = (int(np.prod(req.batch)), req.m, req.n)
+    return chosen_name(req.method, req.hermitian, shape, np.dtype(_TO_NP[req.dtype]))
+
+
+def _result(req: Any, x: Any, ops: Any) -> Any:
+    return x.astype(req.result_dtype, stream=ops) if x.dtype != req.result_dtype else x
+
+
+def pinv(req: Any) -> tuple[Any, Any, str]:
+    """The MLX path of ``pinv`` on a validated request (``_validate``)."""
+    ops = _ops_stream(req.stream, req.dtype)
+    x, rank = _core(
+        req.a,
+        req.atol,
+        req.rtol,
+        dtype=req.dtype,
+        hermitian=req.hermitian,
+        method=req.method,
+        check_finite=req.check_finite,
+        ops=ops,
+    )
+    return _result(req, x, ops), rank, _name(req)
+
+
+def _bad_rhs(b: Any) -> Any:
+    return ~mx.all(mx.isfinite(b), axis=(-2, -1))
+
+
+def _times_rhs(x: Any, b: Any, ops: Any) -> Any:
+    """``x @ b`` with NaN where ``b`` holds NaN/Inf (and not its NaN spread elsewhere)."""
+    with mx.stream(ops):
+        bad = _bad_rhs(b)
+        y = x @ mx.where(bad[..., None, None], mx.zeros_like(b), b)
+        return mx.where(bad[..., None, None], mx.full(y.shape, np.nan, dtype=y.dtype), y)
+
+
+def _check_rhs(req: Any, b: Any) -> None:
+    if req.check_finite:
+        with mx.stream(mx.cpu):
+            bad = _bad_members(req.a.astype(req.dtype), req.hermitian) | _bad_rhs(b)
+        _raise_if_bad(bad, "A or B")
+
+
+def solve(req: Any) -> tuple[Any, Any, str]:
+    """``pinv(A) @ B``: the differentiable MLX ``pinv`` multiplied into ``B``."""
+    ops = _ops_stream(req.stream, req.dtype)
+    b = req.b.astype(req.dtype, stream=ops)
+    _check_rhs(req, b)
+    x, rank = _core(
+        req.a,
+        req.atol,
+        req.rtol,
+        dtype=req.dtype,
+        hermitian=req.hermitian,
+        method=req.method,
+        check_finite=False,
+        ops=ops,
+    )
+    with mx.stream(ops):
+        rank = mx.where(_bad_rhs(b), mx.zeros_like(rank), rank)
+    return _result(req, _times_rhs(x, b, ops), ops), rank, _name(req)
+
+
+def damped(req: Any) -> Any:
+    """The damped inverse: the MLX ``pinv`` of ``[A; lambda I]`` (``_engine.augmented``
+    in MLX operations), differentiable in ``A`` and an MLX ``damping``."""
+    ops = _ops_stream(req.stream, req.dtype)
+    a = req.a.astype(req.dtype, stream=ops)
+    b = None if req.b is None else req.b.astype(req.dtype, stream=ops)
+    if b is not None:
+        _check_rhs(req, b)
+    elif req.check_finite:
+        with mx.stream(mx.cpu):
+            _raise_if_bad(_bad_members(a, req.hermitian))
+    with mx.stream(ops):
+        bad = _bad_members(a, req.hermitian)
+        a = mx.where(bad[..., None, None], mx.zeros_like(a), a)
+        if req.hermitian:
+            a = _hermitian_part(a)
+        m, n = a.shape[-2:]
+        wide = m < n
+        t = mx.conjugate(a).swapaxes(-1, -2) if wide else a
+        p = t.shape[-1]
+        lam = mx.array(req.damping) if isinstance(req.damping, np.ndarray) else req.damping
+        lower = lam.astype(t.dtype)[..., None, None] * mx.eye(p, dtype=t.dtype)
+        lower = mx.broadcast_to(lower, (*t.shape[:-2], p, p))
+        aug = mx.concatenate([t, lower], axis=-2)
+    zeros = np.zeros(tuple(a.shape[:-2]))
+    y, _ = _core(
+        aug,
+        zeros,
+        zeros,
+        dtype=req.dtype,
+        hermitian=False,
+        method="svd",
+        check_finite=False,
+        ops=ops,
+    )
+    with mx.stream(ops):
+        y = y[..., :, : t.shape[-2]]
+        x = mx.conjugate(y).swapaxes(-1, -2) if wide else y
+        x = mx.where(bad[..., None, None], mx.full(x.shape, np.nan, dtype=x.dtype), x)
+    if b is not None:
+        x = _times_rhs(x, b, ops)
+    return _result(req, x, ops)

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .. import _finite
+from .. import _engine, _finite
 
 _KEPT = (torch.float32, torch.float64, torch.complex64, torch.complex128)
 
@@ -38,6 +38,12 @@ def _transformed(a: torch.Tensor) -> bool:
     return bool(torch._C._functorch.is_functorch_wrapped_tensor(a))
 
 
+def _on_host(a: torch.Tensor) -> bool:
+    """A CPU tensor outside ``torch.func`` transforms: its values can be read by NumPy
+    (the derivative's forward pass then runs on the engine's NumPy stacks)."""
+    return a.device.type == "cpu" and not _transformed(a)
+
+
 def _numpy_ok(a: torch.Tensor) -> bool:
     """CPU, and no derivative wanted: not backward, not forward mode, not torch.func."""
     return (
@@ -45,6 +51,113 @@ def _numpy_ok(a: torch.Tensor) -> bool:
         and not (torch.is_grad_enabled() and a.requires_grad)
         and not _transformed(a)
         and torch.autograd.forward_ad.unpack_dual(a).tangent is None
+    )
+
+
+def _np_dtype(dtype: Any) -> np.dtype:
+    return torch.empty((), dtype=dtype).numpy().dtype
+
+
+def _tensor(x: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(x))
+
+
+def _host(t: torch.Tensor, dtype: Any) -> np.ndarray:
+    return t.detach().to(dtype).numpy()
+
+
+def _name(req: Any, numpy_path: bool) -> str:
+    from . import _numpy, _xp
+
+    return _numpy.chosen(req) if numpy_path else _xp.name(req)
+
+
+def pinv(req: Any) -> tuple[Any, Any, str]:
+    x, rank = compute(
+        req.a,
+        req.atol,
+        req.rtol,
+        dtype=req.dtype,
+        hermitian=req.hermitian,
+        method=req.method,
+        check_finite=req.check_finite,
+    )
+    return x, rank, _name(req, _numpy_ok(req.a))
+
+
+def _portable_fn(check_finite: bool, dtype: Any) -> Any:
+    def fn(a: Any, atol: Any, rtol: Any, hermitian: bool, method: str) -> tuple[Any, Any]:
+        return compute(
+            a,
+            atol,
+            rtol,
+            dtype=dtype,
+            hermitian=hermitian,
+            method=method,
+            check_finite=check_finite,
+        )
+
+    return fn
+
+
+def solve(req: Any) -> tuple[Any, Any, str]:
+    a, b = req.a, req.b
+    if _numpy_ok(a) and _numpy_ok(b):
+        x, rank = _engine.solve_numpy(
+            _host(a, req.dtype),
+            _host(b, req.dtype),
+            req.atol,
+            req.rtol,
+            dtype=_np_dtype(req.dtype),
+            hermitian=req.hermitian,
+            method=req.method,
+            check_finite=req.check_finite,
+        )
+        return _tensor(x), torch.from_numpy(np.asarray(rank)), _name(req, True)
+    import array_api_compat.torch as xp
+
+    x, rank = _engine.solve_xp(
+        xp,
+        a,
+        b,
+        req.atol,
+        req.rtol,
+        dtype=req.dtype,
+        hermitian=req.hermitian,
+        method=req.method,
+        check_finite=req.check_finite and not _transformed(a),
+        pinv_fn=_portable_fn(False, req.dtype),
+    )
+    return x, rank, _name(req, False)
+
+
+def damped(req: Any) -> Any:
+    a, b, lam = req.a, req.b, req.damping
+    lam_ok = not isinstance(lam, torch.Tensor) or _numpy_ok(lam)
+    if _numpy_ok(a) and (b is None or _numpy_ok(b)) and lam_ok:
+        lam_np = _host(lam, torch.float64) if isinstance(lam, torch.Tensor) else lam
+        x = _engine.damped_numpy(
+            _host(a, req.dtype),
+            np.asarray(lam_np, dtype=np.float64),
+            None if b is None else _host(b, req.dtype),
+            dtype=_np_dtype(req.dtype),
+            hermitian=req.hermitian,
+            check_finite=req.check_finite,
+        )
+        return _tensor(x)
+    import array_api_compat.torch as xp
+
+    if not isinstance(lam, torch.Tensor):
+        lam = torch.as_tensor(np.asarray(lam), device=a.device)
+    return _engine.damped_xp(
+        xp,
+        a,
+        lam.to(a.device),
+        b,
+        dtype=req.dtype,
+        hermitian=req.hermitian,
+        check_finite=req.check_finite and not _transformed(a),
+        pinv_fn=_portable_fn(False, req.dtype),
     )
 
 
@@ -58,20 +171,17 @@ def compute(
     method: str,
     check_finite: bool,
 ) -> tuple:
-    from .._engine import compute_numpy
-
     if _numpy_ok(a):  # zero-copy NumPy view: the fast path
-        np_dtype = torch.empty((), dtype=dtype).numpy().dtype
-        x, rank = compute_numpy(
+        x, rank = _engine.compute_numpy(
             a.detach().to(dtype).numpy(),
             atol,
             rtol,
-            dtype=np_dtype,
+            dtype=_np_dtype(dtype),
             hermitian=hermitian,
             method=method,
             check_finite=check_finite,
         )
-        return torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.asarray(rank))
+        return _tensor(x), torch.from_numpy(np.asarray(rank))
     import array_api_compat.torch as xp
 
     from .._autodiff import torch_pinv
@@ -85,5 +195,5 @@ def compute(
     a = _finite.zero_bad(xp, a, bad)  # a where: the gradient at good members stays finite
     if hermitian:
         a = hermitian_part(xp, a)
-    x, rank = torch_pinv(a, atol, rtol, hermitian=hermitian, method=method)
+    x, rank = torch_pinv(a, atol, rtol, hermitian=hermitian, method=method, host=_on_host(a))
     return _finite.nan_bad(xp, x, rank, bad)

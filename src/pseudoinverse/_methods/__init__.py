@@ -49,7 +49,7 @@ from typing import Any
 
 import numpy as np
 
-from . import batched, jacobi
+from . import batched, jacobi, spectral
 from .cholesky import cholesky_inverse, pinv_eigh_one
 from .eigh import hermitian_from_lower, pinv_eigh, pinv_eigh_xp
 from .qr import full_rank_inverse, pinv_qr
@@ -192,3 +192,68 @@ def run_xp(xp: Any, method: str, a: Any, atol: Any, rtol: Any, hermitian: bool) 
     if hermitian and name != "eigh":
         a = hermitian_from_lower(xp, a)
     return _REGISTRY[name][1](xp, a, atol, rtol, hermitian=hermitian)
+
+
+# What a solve runs for each resolved method: its own solve form where it has one
+# (the SVD/eigh filter applied to B, the Jacobi kernel's solve, the large matrices'
+# certified solves); the others ("batched", "qr", "randomized") form A^+ with that method
+# and multiply (documented in ``pinv_solve``).
+def run_solve_numpy(
+    method: str, a: np.ndarray, b: np.ndarray, atol: np.ndarray, rtol: np.ndarray, hermitian: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """``pinv(A) @ B`` on finite stacks ``a (B, m, n)``, ``b (B, m, k)``: ``(x, rank)``,
+    with the rank that ``run_numpy`` gives for the same method."""
+    name = choose(method, hermitian, a.shape, a.dtype)
+    if name != method:
+        _log.debug(
+            "solve: method=%r runs %r on a %s stack of shape %s", method, name, a.dtype, a.shape
+        )
+    if name == "jacobi":
+        return jacobi.solve_jacobi(a, b, atol, rtol, hermitian=hermitian)
+    if name in ("svd", "eigh", "direct_or_svd", "cholesky_or_eigh"):
+        return _solve_spectral(name, a, b, atol, rtol, hermitian)
+    x, rank = run_numpy(name, a, atol, rtol, hermitian)
+    return x @ b, rank
+
+
+def _solve_spectral(
+    name: str, a: np.ndarray, b: np.ndarray, atol: np.ndarray, rtol: np.ndarray, hermitian: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """``"svd"``/``"eigh"``: the decomposition applied to B (``spectral.py``); "auto" on
+    large matrices: one by one, the certified solves of ``solve_large.py`` (LU, normal
+    equations, CholeskyQR2, QR, Cholesky), else ``gelsd`` where its singular values
+    prove the SVD rule's rank, else ``gesdd``'s factors applied to B."""
+    if name in ("svd", "eigh") or min(a.shape[1:]) < LARGE:
+        return spectral.solve_svd(a, b, atol, rtol, hermitian=hermitian)
+    from . import solve_large
+
+    one = solve_large.solve_one_hermitian if hermitian else solve_large.solve_one
+    eps_in = float(np.finfo(a.dtype).eps)
+    x = np.empty((a.shape[0], a.shape[2], b.shape[2]), dtype=a.dtype)
+    rank = np.empty(a.shape[0], dtype=np.int64)
+    for i in range(a.shape[0]):
+        x[i], rank[i] = one(a[i], b[i], float(atol[i]), float(rtol[i]), eps_in, i)
+    return x, rank
+
+
+def run_damped_numpy(
+    a: np.ndarray, lam: np.ndarray, b: np.ndarray | None, hermitian: bool
+) -> np.ndarray:
+    """The damped inverse (``b is None``) or its product with ``b``, for a finite stack:
+    the compiled kernels for stacks of small matrices, per matrix for large ones
+    (``solve_large.damped_one``), else the SVD filter (``spectral.damped_svd``)."""
+    batch, m, n = a.shape
+    if batch >= JACOBI_MIN_BATCH and jacobi.supports(m, n, a.dtype, batch):
+        _log.debug("damped: the Jacobi kernel on a %s stack of shape %s", a.dtype, a.shape)
+        return jacobi.damped_jacobi(a, lam, b, hermitian=hermitian)
+    if min(m, n) >= LARGE:
+        from . import solve_large
+
+        if hermitian:  # a general route on the matrix the lower triangle defines
+            a = hermitian_from_lower(np, a)
+        parts = [
+            solve_large.damped_one(a[i], float(lam[i]), None if b is None else b[i])
+            for i in range(batch)
+        ]
+        return np.stack(parts)
+    return spectral.damped_svd(a, lam, b, hermitian=hermitian)

@@ -14,8 +14,7 @@ import array_api_compat
 import numpy as np
 import scipy.linalg
 
-from .._backends import count
-from .._tolerance import threshold
+from .._tolerance import count, threshold
 from .svd import _ct
 
 

@@ -21,8 +21,7 @@ import numpy as np
 import scipy.linalg  # noqa: F401  (kept: tests may patch scipy.linalg.svd)
 from scipy.linalg import lapack
 
-from .._backends import count
-from .._tolerance import threshold
+from .._tolerance import count, threshold
 from . import lean_svd
 
 LARGE = 64  # min(m, n) from which a stack is done matrix by matrix (lean path)

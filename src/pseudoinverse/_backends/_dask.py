@@ -1,0 +1,135 @@
+"""Dask arrays: a lazy result, computed block by block along the batch axes.
+
+Each block holds whole matrices (the two matrix axes are made one chunk) and goes
+through the engine's NumPy path; tolerances, damping and a right-hand side are chunked
+like the batch axes. The result (and the rank) are lazy Dask arrays; ``check_finite``
+raises when the result is computed, naming the first bad matrix's index in the whole
+array.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .. import _engine, _finite
+
+
+def _first_bad(a: Any, b: Any, hermitian: bool) -> Any:
+    """The first bad matrix of the whole array, a lazy scalar (-1: none) that every block
+    waits for: the error names it whichever block the scheduler runs first."""
+    import dask.array as da
+
+    nb = a.ndim - 2
+    ix = tuple(range(nb))
+
+    def bad_block(blk, rhs=None):
+        m, n = blk.shape[-2:]
+        bad = _finite.bad_members(np, blk.reshape(-1, m, n), hermitian).reshape(blk.shape[:-2])
+        if rhs is not None:
+            bad = bad | ~np.isfinite(rhs).all(axis=(-2, -1))
+        return bad
+
+    args = [a, (*ix, nb, nb + 1)]
+    if b is not None:
+        args += [b, (*ix, nb, nb + 2)]
+    bad = da.blockwise(bad_block, ix, *args, dtype=bool, concatenate=True)
+    flat = bad.reshape(-1)
+    return da.where(flat.any(), da.argmax(flat), -1)
+
+
+def _run(req: Any, fn: Any, parts: tuple[str, ...], extra: dict[str, Any]) -> list[Any]:
+    """``fn(block of a, block of b, *per-matrix arrays)`` block by block; ``parts`` names
+    the outputs (``"x"``: matrices ``(n, cols)``, ``"rank"``: one integer per matrix)."""
+    import dask.array as da
+
+    a = req.a
+    nb = a.ndim - 2
+    ix = tuple(range(nb))
+    a = a.rechunk({nb: -1, nb + 1: -1})
+    chunks = a.chunks[:nb]
+    b = req.b
+    if b is not None:
+        b = da.asarray(b).rechunk({**dict(enumerate(chunks)), nb: -1, nb + 1: -1})
+    per = [
+        da.from_array(np.array(np.broadcast_to(v, req.batch)), chunks=chunks)
+        for v in extra.values()
+    ]
+    first = _first_bad(a, b, req.hermitian) if req.check_finite else da.from_array(np.asarray(-1))
+    batch = req.batch
+    what = "A" if b is None else "A or B"
+
+    def block(blk, rhs, first, *vals, part):
+        if int(first) >= 0:
+            where = np.unravel_index(int(first), batch)
+            raise np.linalg.LinAlgError(_finite.message(tuple(int(i) for i in where), what))
+        out = fn(blk, rhs, *vals)
+        return out[part] if isinstance(out, tuple) else out
+
+    rhs_args = (b, (*ix, nb, nb + 2)) if b is not None else (None, None)
+    per_args = [x for v in per for x in (v, ix)]
+    results = []
+    for i, part in enumerate(parts):
+        if part == "rank":
+            index, dtype, new = ix, np.int64, {}
+        else:
+            cols = nb + 2 if b is not None else nb
+            index, dtype = (*ix, nb + 1, cols), np.dtype(req.dtype)
+            new = {}
+        results.append(
+            da.blockwise(
+                block,
+                index,
+                a,
+                (*ix, nb, nb + 1),
+                *rhs_args,
+                first,
+                (),
+                *per_args,
+                part=i,
+                dtype=dtype,
+                concatenate=True,
+                new_axes=new,
+            )
+        )
+    return results
+
+
+def _opts(req: Any) -> dict[str, Any]:
+    return {
+        "dtype": req.dtype,
+        "hermitian": req.hermitian,
+        "method": req.method,
+        "check_finite": False,
+    }
+
+
+def pinv(req: Any) -> tuple[Any, Any, str]:
+    from . import _numpy
+
+    def fn(blk, _rhs, at, rt):
+        return _engine.compute_numpy(blk, at, rt, **_opts(req))
+
+    x, rank = _run(req, fn, ("x", "rank"), {"atol": req.atol, "rtol": req.rtol})
+    return x, rank, _numpy.chosen(req)
+
+
+def solve(req: Any) -> tuple[Any, Any, str]:
+    from . import _numpy
+
+    def fn(blk, rhs, at, rt):
+        return _engine.solve_numpy(blk, rhs, at, rt, **_opts(req))
+
+    x, rank = _run(req, fn, ("x", "rank"), {"atol": req.atol, "rtol": req.rtol})
+    return x, rank, _numpy.chosen(req)
+
+
+def damped(req: Any) -> Any:
+    opts = {k: v for k, v in _opts(req).items() if k != "method"}
+
+    def fn(blk, rhs, lam):
+        return _engine.damped_numpy(blk, lam, rhs, **opts)
+
+    (x,) = _run(req, fn, ("x",), {"damping": np.asarray(req.damping)})
+    return x
