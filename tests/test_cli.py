@@ -718,3 +718,319 @@ def test_empty_complex_result_to_mtx_and_an_overflowing_result(tmp_path, capsys)
     code, _, err = run(capsys, tmp_path / "tiny.npy", "-o", tmp_path / "y.npy")
     assert code == 2 and "overflows" in one_error_line(err)
     assert not (tmp_path / "y.npy").exists()
+
+
+# --- --rhs (pinv_solve) and --damping (damped_pinv, damped_pinv_solve) -------------------
+
+
+def read_result(path: Path) -> np.ndarray:
+    """A result file; an .npz holds one array, ``solution`` (a solve) or ``pinv``."""
+    if path.suffix == ".npz":
+        with np.load(path) as npz:
+            assert len(npz.files) == 1 and npz.files[0] in ("solution", "pinv"), npz.files
+            return npz[npz.files[0]]
+    return read(path)
+
+
+def read_back(path: Path) -> np.ndarray:
+    """The numbers the CLI read from a file that ``write`` wrote."""
+    return np.load(path)["matrix"] if path.suffix == ".npz" else read(path)
+
+
+def residual_values(out: str) -> dict[str, float]:
+    line = re.search(r"^residuals +(.*)$", out, re.MULTILINE).group(1)
+    return {k: float(v) for k, v in re.findall(r"~?(\|\S*) (\S+)", line)}
+
+
+FORMATS = [".npy", ".npz", ".csv", ".txt", ".mtx"]
+
+
+@pytest.mark.parametrize("suffix", FORMATS)
+@pytest.mark.parametrize("k", [None, 3])
+def test_rhs_solves_as_pinv_solve_and_numpy_pinv_in_each_format(tmp_path, capsys, suffix, k):
+    import pseudoinverse as pi
+
+    rng = np.random.default_rng(11)
+    a = write(tmp_path / f"a{suffix}", low_rank(rng, 7, 5, 3))
+    b_shape = (7,) if k is None else (7, k)
+    b = rng.standard_normal(b_shape)
+    if suffix in (".csv", ".txt", ".mtx") and b.ndim == 1:
+        b = b[:, None]  # a text or Matrix Market vector is a column
+    b = write(tmp_path / f"b{suffix}", b)
+    out = tmp_path / f"x{suffix}"
+    code, text, err = run(capsys, a, "--rhs", b, "-o", out)
+    assert (code, err) == (0, ""), err
+    A, B = read_back(a), read_back(b)
+    x = read_result(out)
+    ref = pi.pinv_solve(A, B)
+    assert x.shape == ref.shape == (5,) * (B.ndim == 1) + (5, B.shape[-1]) * (B.ndim == 2)
+    assert_close(x, ref, float)
+    assert_close(x, np.linalg.pinv(A, rtol=default_rtol(A)) @ B, float)
+    assert f"rhs        {b}  shape {B.shape}  dtype float64" in text
+    assert summary_rank(text) == "3 (of 5)" and "threshold  " in text
+    res = residual_values(text)
+    assert list(res) == ["|Ax-b|/|b|", "|A^H(Ax-b)|/(|A||Ax-b|)"]
+    r = A @ x - B
+    np.testing.assert_allclose(res["|Ax-b|/|b|"], np.linalg.norm(r) / np.linalg.norm(B), rtol=0.06)
+    assert res["|A^H(Ax-b)|/(|A||Ax-b|)"] < 1e-13  # a least-squares solution
+    assert "|AXA-A|" not in text and re.search(r"^time +solve ", text, re.MULTILINE)
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".npz", ".csv", ".txt", ".mtx"])
+def test_a_vector_solution_in_each_output_format(tmp_path, capsys, suffix):
+    rng = np.random.default_rng(12)
+    a = write(tmp_path / "a.npy", rng.standard_normal((6, 4)))
+    b = write(tmp_path / "b.npy", rng.standard_normal(6))
+    out = tmp_path / f"x{suffix}"
+    assert run(capsys, a, "--rhs", b, "-o", out)[0] == 0
+    x = read_result(out)
+    ref = np.linalg.pinv(np.load(a)) @ np.load(b)
+    if suffix in (".npy", ".npz"):
+        assert x.shape == (4,)  # 1-D stays 1-D
+    else:
+        assert x.shape == (4, 1)  # an (n, 1) column in the matrix formats
+        ref = ref[:, None]
+    assert_close(x, ref, float)
+    if suffix == ".mtx":
+        assert (tmp_path / "x.mtx").read_text().splitlines()[2] == "4 1"
+
+
+def test_rhs_batches_broadcast_complex_and_integer(tmp_path, capsys):
+    rng = np.random.default_rng(13)
+    a = np.stack([low_rank(rng, 5, 4, r, np.complex128) for r in (2, 4, 3)])
+    b = rng.integers(-3, 4, size=(3, 5))  # a batch of vectors: shape A.shape[:-1]
+    pa, pb = write(tmp_path / "a.npy", a), write(tmp_path / "b.npy", b)
+    code, out, _ = run(capsys, pa, "--rhs", pb, "-o", tmp_path / "x.npy")
+    assert code == 0 and "(worst in the batch)" in out
+    assert summary_rank(out) == "min 2, max 4 (of 4)"
+    x = np.load(tmp_path / "x.npy")
+    assert x.shape == (3, 4) and x.dtype == np.complex128
+    ref = np.einsum("bij,bj->bi", np.linalg.pinv(a, rtol=default_rtol(a)), b)
+    assert_close(x, ref, float)
+    one = write(tmp_path / "one.npy", rng.standard_normal((5, 2)))  # one B for all of A
+    assert run(capsys, pa, "--rhs", one, "-o", tmp_path / "y.npy")[0] == 0
+    ref = np.linalg.pinv(a, rtol=default_rtol(a)) @ np.load(one)
+    assert_close(np.load(tmp_path / "y.npy"), ref, float)
+
+
+def test_rhs_with_tolerances_hermitian_and_method(tmp_path, capsys):
+    import pseudoinverse as pi
+
+    rng = np.random.default_rng(14)
+    q = np.linalg.qr(rng.standard_normal((6, 6)))[0][:, :3]
+    a = (q * [3.0, 1.0, 1e-6]) @ q.T  # symmetric, eigenvalues 3, 1, 1e-6 and 0
+    low = np.tril(a)  # --hermitian reads the lower triangle alone
+    pa, pb = write(tmp_path / "a.npy", low), write(tmp_path / "b.npy", rng.standard_normal(6))
+    code, out, _ = run(capsys, pa, "--rhs", pb, "--hermitian", "--method", "eigh",
+                       "--rtol", "1e-3", "-o", tmp_path / "x.npy")  # fmt: skip
+    assert code == 0 and summary_rank(out) == "2 (of 6)", out
+    ref = pi.pinv_solve(low, np.load(pb), rtol=1e-3, hermitian=True, method="eigh")
+    assert_close(np.load(tmp_path / "x.npy"), ref, float)
+    full = np.tril(low) + np.tril(low, -1).T
+    assert_close(np.load(tmp_path / "x.npy"), np.linalg.pinv(full, rtol=1e-3) @ np.load(pb), float)
+
+
+def test_rhs_npz_key_chooses_the_right_hand_side(tmp_path, capsys):
+    a = write(tmp_path / "a.npy", np.diag([2.0, 4.0]))
+    np.savez(tmp_path / "rhs.npz", first=np.array([2.0, 4.0]), second=np.array([4.0, 8.0]))
+    for key, ref in (("first", [1.0, 1.0]), ("second", [2.0, 2.0])):
+        code, _, _ = run(capsys, a, "--rhs", tmp_path / "rhs.npz", "--rhs-key", key,
+                         "-o", tmp_path / "x.npy")  # fmt: skip
+        assert code == 0
+        np.testing.assert_allclose(np.load(tmp_path / "x.npy"), ref)
+
+
+def normal_equations_damped(a: np.ndarray, lam: float) -> np.ndarray:
+    """(A^H A + lambda^2 I)^-1 A^H in float64: a fine reference when A is well conditioned."""
+    n = a.shape[-1]
+    return np.linalg.solve(a.conj().T @ a + lam**2 * np.eye(n), a.conj().T)
+
+
+@pytest.mark.parametrize("suffix", FORMATS)
+def test_damping_is_damped_pinv_and_the_normal_equations(tmp_path, capsys, suffix):
+    import pseudoinverse as pi
+
+    rng = np.random.default_rng(15)
+    a = write(tmp_path / f"a{suffix}", with_spectrum(rng, 6, 4, [4.0, 2.0, 1.0, 0.5]))
+    out = tmp_path / f"x{suffix}"
+    code, text, err = run(capsys, a, "--damping", "0.3", "-o", out)
+    assert (code, err) == (0, ""), err
+    A = read_back(a)
+    x = read_result(out)
+    assert x.shape == (4, 6)
+    assert_close(x, pi.damped_pinv(A, 0.3), float)
+    assert_close(x, normal_equations_damped(A, 0.3), float)
+    assert "damping    L = 3.000e-01 (no threshold" in text
+    assert not re.search(r"^(rank|threshold) ", text, re.MULTILINE) and "|AXA-A|" not in text
+    assert "sigma      largest 4.000e+00, smallest 5.000e-01" in text
+    res = residual_values(text)
+    assert list(res) == ["|A^HAX+L^2X-A^H|/((|A|^2+L^2)|X|+|A|)"]
+    assert res[next(iter(res))] < 1e-14
+    assert re.search(r"^time +damped ", text, re.MULTILINE)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.complex128])
+def test_damping_with_rhs_is_damped_pinv_solve(tmp_path, capsys, dtype):
+    import pseudoinverse as pi
+
+    rng = np.random.default_rng(16)
+    a = with_spectrum(rng, 5, 7, [3.0, 2.0, 1.0, 0.5, 0.2]).astype(dtype)
+    if dtype == np.complex128:
+        a = a + 1j * with_spectrum(rng, 5, 7, [1.0, 0.5, 0.2, 0.1, 0.1])
+    b = rng.standard_normal((5, 2)).astype(dtype)
+    pa, pb = write(tmp_path / "a.npy", a), write(tmp_path / "b.mtx", b)
+    code, out, err = run(capsys, pa, "--rhs", pb, "--damping", "0.1", "-o", tmp_path / "x.npy")
+    assert (code, err) == (0, ""), err
+    B = read(pb)
+    x = np.load(tmp_path / "x.npy")
+    assert_close(x, pi.damped_pinv_solve(a, 0.1, B), float)
+    assert_close(x, normal_equations_damped(a, 0.1) @ B, float)
+    res = residual_values(out)
+    assert list(res) == ["|Ax-b|/|b|", "|A^H(Ax-b)+L^2x|/(|A|(|A||x|+|b|)+L^2|x|)"]
+    assert res["|A^H(Ax-b)+L^2x|/(|A|(|A||x|+|b|)+L^2|x|)"] < 1e-14
+    assert not re.search(r"^rank ", out, re.MULTILINE) and "damping    L = 1.000e-01" in out
+    assert "rhs        " in out
+
+
+def test_damping_zero_is_pinv_without_threshold_and_a_batch(tmp_path, capsys):
+    a = np.stack([np.diag([2.0, 1.0, 0.0]), np.diag([4.0, 1e-20, 1.0])])
+    pa = write(tmp_path / "a.npy", a)
+    assert run(capsys, pa, "--damping", "0", "-o", tmp_path / "x.npy")[0] == 0
+    np.testing.assert_allclose(np.load(tmp_path / "x.npy")[0], np.diag([0.5, 1.0, 0.0]))
+    assert np.load(tmp_path / "x.npy")[1, 1, 1] == pytest.approx(1e20)  # nothing dropped
+    code, out, _ = run(capsys, pa, "--damping", "1")
+    assert code == 0 and "(worst in the batch)" in out
+    np.testing.assert_allclose(residual_values(out)["|A^HAX+L^2X-A^H|/((|A|^2+L^2)|X|+|A|)"],
+                               0.0, atol=1e-15)  # fmt: skip
+
+
+def test_large_solve_and_damped_summaries_stay_cheap(tmp_path, capsys):
+    from pseudoinverse._cli_checks import EXACT_SIZE
+
+    rng = np.random.default_rng(17)
+    a = with_spectrum(rng, EXACT_SIZE + 30, EXACT_SIZE + 4, list(np.geomspace(10, 1, 200)))
+    pa, pb = write(tmp_path / "a.npy", a), write(tmp_path / "b.npy", rng.standard_normal(len(a)))
+    code, out, _ = run(capsys, pa, "--rhs", pb)
+    assert code == 0 and "sigma      largest 1.000e+01  (Lanczos" in out
+    assert summary_rank(out) == f"200 (of {EXACT_SIZE + 4})"
+    assert residual_values(out)["|A^H(Ax-b)|/(|A||Ax-b|)"] < 1e-12
+    code, out, _ = run(capsys, pa, "--damping", "0.5")
+    assert code == 0 and "~|A^HAX+L^2X-A^H|" in out and "random probes" in out
+    code, exact, _ = run(capsys, pa, "--damping", "0.5", "--exact")
+    assert code == 0 and "~|" not in exact and "sigma      largest 1.000e+01, smallest " in exact
+    estimate, value = (next(iter(residual_values(t).values())) for t in (out, exact))
+    assert value < 1e-14 and estimate < 1e-14
+
+
+def test_plot_with_rhs_and_with_damping(tmp_path, capsys):
+    pytest.importorskip("matplotlib", reason="--plot needs matplotlib")
+    rng = np.random.default_rng(18)
+    pa = write(tmp_path / "a.npy", np.stack([low_rank(rng, 5, 4, 2) for _ in range(2)]))
+    pb = write(tmp_path / "b.npy", rng.standard_normal((2, 5)))
+    for extra in (["--rhs", pb], ["--damping", "0.1"], ["--damping", "0", "--rhs", pb]):
+        png = tmp_path / "p.png"
+        code, out, err = run(capsys, pa, *extra, "--plot", png)
+        assert (code, err) == (0, "") and f"plot       {png}" in out
+        assert png.read_bytes().startswith(PNG_SIGNATURE)
+        png.unlink()
+
+
+def solve_bad_cases(tmp: Path) -> dict[str, list[object]]:
+    """name -> arguments; ``-o out.npy --plot p.png`` (pre-created) is appended."""
+    good = write(tmp / "good.npy", np.eye(3))
+    rhs = write(tmp / "rhs.npy", np.ones(3))
+    (tmp / "words.csv").write_text("1\nthree\n2\n")
+    (tmp / "garbage.mtx").write_text("%%MatrixMarket matrix array real general\n3 1\n1\n2\n")
+    nan, inf = np.ones(3), np.ones((3, 2))
+    nan[1], inf[2, 1] = np.nan, np.inf
+    np.savez(tmp / "two.npz", first=np.ones(3), second=np.ones(3))
+    os.symlink(rhs, tmp / "rhs-link.npy")
+    os.link(rhs, tmp / "rhs-hard.npy")
+    (tmp / "rdir.npy").mkdir()
+    batch = write(tmp / "batch.npy", np.ones((2, 3, 3)))
+    rm = write(tmp / "rm.npy", np.ones((3, 2)))
+    return {
+        "missing rhs": [good, "--rhs", tmp / "missing.npy"],
+        "rhs is a directory": [good, "--rhs", tmp / "rdir.npy"],
+        "rhs unknown format": [good, "--rhs", tmp / "rhs.dat"],
+        "malformed rhs csv": [good, "--rhs", tmp / "words.csv"],
+        "truncated rhs mtx": [good, "--rhs", tmp / "garbage.mtx"],
+        "rhs wrong rows": [good, "--rhs", write(tmp / "r4.npy", np.ones(4))],
+        "rhs matrix wrong rows": [good, "--rhs", write(tmp / "r2.csv", np.ones((2, 2)))],
+        "rhs batch mismatch": [batch, "--rhs", write(tmp / "rb.npy", np.ones((3, 3, 1)))],
+        "rhs non-numeric": [good, "--rhs", write(tmp / "s.npy", np.array(["a", "b", "c"]))],
+        "rhs 0-D": [good, "--rhs", write(tmp / "z.npy", np.float64(1.0))],
+        "rhs NaN": [good, "--rhs", write(tmp / "nan.npy", nan)],
+        "rhs Inf": [good, "--rhs", write(tmp / "inf.txt", inf)],
+        "rhs npz without key": [good, "--rhs", tmp / "two.npz"],
+        "rhs npz wrong key": [good, "--rhs", tmp / "two.npz", "--rhs-key", "third"],
+        "rhs-key on npy": [good, "--rhs", rhs, "--rhs-key", "first"],
+        "rhs-key without rhs": [good, "--rhs-key", "first"],
+        "output is the rhs": [good, "--rhs", rhs, "-o", rhs],
+        "output is the rhs via ./": [good, "--rhs", rhs, "-o", tmp / "." / "rhs.npy"],
+        "output is a symlink to rhs": [good, "--rhs", rhs, "-o", tmp / "rhs-link.npy"],
+        "output is a hard link of rhs": [good, "--rhs", rhs, "-o", tmp / "rhs-hard.npy"],
+        "plot is the rhs": [good, "--rhs", tmp / "p.png"],
+        "batched solution to csv": [batch, "--rhs", rm, "-o", tmp / "x.csv"],
+        "damping with rtol": [good, "--damping", "0.1", "--rtol", "1e-3"],
+        "damping with atol": [good, "--damping", "0.1", "--atol", "0"],
+        "damping with method": [good, "--damping", "0.1", "--method", "svd"],
+        "damping with method auto": [good, "--damping", "0.1", "--method", "auto"],
+        "damping with rhs and rtol": [good, "--rhs", rhs, "--damping", "1", "--rtol", "0"],
+        "negative damping": [good, "--damping=-1"],
+        "NaN damping": [good, "--damping", "nan"],
+        "infinite damping": [good, "--damping", "inf"],
+        "damping not a number": [good, "--damping", "some"],
+        "damping without value": [good, "--damping"],
+        "rhs without value": [good, "--rhs"],
+        "hermitian non-square with rhs": [EXAMPLE, "--rhs", rhs, "--hermitian"],
+    }
+
+
+def snapshot(folder: Path) -> dict[str, bytes | None]:
+    return {p.name: None if p.is_dir() else p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_bad_rhs_and_damping_one_line_exit_2_and_nothing_written(tmp_path, capsys):
+    cases = solve_bad_cases(tmp_path)
+    out, png = tmp_path / "out.npy", tmp_path / "p.png"
+    for name, args in cases.items():
+        out.write_bytes(SENTINEL)
+        png.write_bytes(SENTINEL)
+        before = snapshot(tmp_path)  # the input and RHS files too, byte for byte
+        extra = ([] if "-o" in args else ["-o", out]) + (
+            [] if "--plot" in args or "p.png" in map(str, args) else ["--plot", png]
+        )
+        code, stdout, err = run(capsys, *args, *extra)
+        assert code == 2, (name, err)
+        assert err.startswith("pseudoinverse: error: ") and err.count("\n") == 1, (name, err)
+        assert stdout == "", name
+        assert snapshot(tmp_path) == before, name  # nothing written, moved or left over
+    messages = {
+        "output is a hard link of rhs": "is the right-hand side file",
+        "rhs wrong rows": "has 4 rows, A has 3",
+        "rhs npz without key": "--rhs-key NAME",
+        "damping with method auto": "--damping uses no threshold",
+        "rhs NaN": "NaN or Inf",
+    }
+    for name, words in messages.items():
+        assert words in run(capsys, *cases[name])[2], name
+
+
+def test_help_names_rhs_and_damping(capsys):
+    code, out, _ = run(capsys, "--help")
+    text = " ".join(out.split())
+    assert code == 0
+    for words in ("--rhs FILE", "--rhs-key NAME", "--damping L", "no threshold",
+                  "not with --rtol, --atol or --method", "|Ax-b|/|b|"):  # fmt: skip
+        assert words in text, words
+
+
+def test_rhs_through_python_m(tmp_path):
+    pa = write(tmp_path / "a.csv", np.array([[1.0, 0.0], [0.0, 2.0], [0.0, 0.0]]))
+    pb = write(tmp_path / "b.csv", np.array([[1.0], [4.0], [5.0]]))
+    result = run_subprocess(pa, "--rhs", pb, "-o", tmp_path / "x.txt",
+                            prefix=(sys.executable, "-m", "pseudoinverse"))  # fmt: skip
+    assert result.returncode == 0 and result.stderr == "", result
+    np.testing.assert_allclose(read(tmp_path / "x.txt"), [[1.0], [2.0]])
+    assert "|Ax-b|/|b|" in result.stdout

@@ -8,6 +8,10 @@ failure never leaves a partial or overwritten file, and an output that names the
 stderr (control characters in names escaped, warnings folded in) and exit status 2; a
 closed stdout (``| head``) ends the program quietly.
 
+``--rhs FILE`` solves (``pinv_solve``) and ``--damping L`` damps (``damped_pinv``,
+``damped_pinv_solve``): ``_cli_solve`` computes those and their residuals, which need
+no pseudo-inverse.
+
 The summary's cost is kept a small multiple of the pseudo-inverse's own:
 
 * the four Penrose residuals come from matrix products only, exactly while
@@ -39,30 +43,29 @@ from . import __version__
 from ._api import pinv
 from ._cli_checks import (
     EXACT_SIZE,
+    PENROSE,
     PROBES,
-    exact_residuals,
+    api_error,
+    check_data,
     hermitian_part,
-    probed_residuals,
+    penrose_residuals,
+    residual_line,
     spectrum,
     summary_lines,
     tolerances,
 )
 from ._cli_io import (
     FORMATS,
-    MAX_DENSE_ENTRIES,
     BadInput,
-    check_output,
     read_matrix,
     save,
     show,
-    suffix_of,
     write_all,
 )
+from ._cli_solve import PLOT_ERROR as PLOT_ERROR  # the hint, importable from here too
+from ._cli_solve import check_options, compute, output_shape, summary
 
 TWO_D_ONLY = (".csv", ".txt", ".mtx")
-PLOT_ERROR = (
-    '--plot needs matplotlib: pip install matplotlib, or from a checkout pip install -e ".[plot]"'
-)
 PROGRESS_DELAY = 1.0  # seconds of work before a progress bar appears (tqdm's delay)
 
 
@@ -77,18 +80,21 @@ def _parser() -> _Parser:
     p = _Parser(
         prog="pseudoinverse",
         description="Compute the Moore-Penrose pseudo-inverse of the matrix (or stack of "
-        "matrices) in INPUT, print a summary and optionally write it to OUTPUT.",
+        "matrices) in INPUT, or with --rhs the solution pinv(A) @ B, or with --damping the "
+        "damped (Tikhonov) inverse; print a summary and optionally write it to OUTPUT.",
         epilog="Singular values sigma <= max(atol, rtol * sigma_max) are treated as zero; "
         "by default atol = 0 and rtol = max(m, n) * eps. Formats: .npy, .npz, .csv "
         "(comma-separated, no header), .txt (whitespace-separated), .mtx (Matrix Market). "
         f"The summary is exact up to {EXACT_SIZE} rows and columns; beyond, the residuals are "
         f"estimated from {PROBES} random probes (marked ~) and sigma_max and the smallest "
         "kept sigma come from a Lanczos method, so that the summary costs far less than the "
-        "pseudo-inverse; --exact computes all of them (slower). "
+        "pseudo-inverse; --exact computes all of them (slower). A solve (--rhs) prints "
+        "|Ax-b|/|b| and |A^H(Ax-b)|/(|A||Ax-b|) instead of the Penrose residuals; --damping "
+        "the residual of the damped normal equations. "
         "Example: pseudoinverse examples/jacobian.csv -o pinv.npy --plot spectrum.png",
     )
     p.add_argument("input", metavar="INPUT", help="matrix file: " + " ".join(FORMATS))
-    p.add_argument("-o", "--output", metavar="OUTPUT", help="write the pseudo-inverse here")
+    p.add_argument("-o", "--output", metavar="OUTPUT", help="write the result here")
     p.add_argument("--rtol", type=float, metavar="R", help="relative tolerance (>= 0)")
     p.add_argument("--atol", type=float, metavar="A", help="absolute tolerance (>= 0)")
     p.add_argument(
@@ -96,10 +102,23 @@ def _parser() -> _Parser:
     )
     p.add_argument(
         "--method",
-        default="auto",
         metavar="M",
         help="auto (default), svd, eigh (with --hermitian) or another method of "
         "pseudoinverse.pinv; an unknown name lists them",
+    )
+    p.add_argument(
+        "--rhs",
+        metavar="FILE",
+        help="solve: write x = pinv(A) @ B for B in FILE, shape (m,) or (..., m, k), "
+        "without forming pinv(A) (pseudoinverse.pinv_solve)",
+    )
+    p.add_argument("--rhs-key", metavar="NAME", help="the array to read from an .npz --rhs file")
+    p.add_argument(
+        "--damping",
+        type=float,
+        metavar="L",
+        help="damp with lambda = L >= 0 (not L^2): the damped inverse (A^H A + L^2 I)^-1 A^H, "
+        "or with --rhs its solve; no threshold, so not with --rtol, --atol or --method",
     )
     p.add_argument("--plot", metavar="PNG", help="draw the singular values and the cutoff")
     p.add_argument("--key", metavar="NAME", help="the array to read from an .npz file")
@@ -144,26 +163,15 @@ class _Progress:
 
 
 def _check_data(a: np.ndarray, path: str, hermitian: bool) -> np.ndarray:
-    if a.ndim < 2:
-        raise BadInput(f"{show(path)} must hold a matrix (..., m, n), got shape {a.shape}")
-    if a.dtype.kind not in "biufc":  # by kind: a big-endian >f8 or >c16 is numbers too
-        raise BadInput(f"{show(path)} must hold numbers, got dtype {a.dtype}")
-    if a.dtype.kind in "fc" and a.dtype.itemsize > (8 if a.dtype.kind == "f" else 16):
-        a = a.astype(np.float64 if a.dtype.kind == "f" else np.complex128)  # no long double LAPACK
-    a = a.astype(a.dtype.newbyteorder("="), copy=False)  # native: no byte order downstream
-    if a.dtype.kind in "fc" and not np.isfinite(a).all():
-        where = np.argwhere(~np.isfinite(a))[0]
-        raise BadInput(
-            f"{show(path)} contains NaN or Inf (first at index {tuple(map(int, where))})"
-        )
-    if max(a.shape) > MAX_DENSE_ENTRIES:  # e.g. an empty (10**11, 0) from a forged header
-        raise BadInput(f"{show(path)}: shape {a.shape} has a dimension beyond 2**30")
+    a = check_data(a, path)
     if hermitian and a.shape[-1] != a.shape[-2]:
         raise BadInput(f"--hermitian needs square matrices, got shape {a.shape}")
     return a
 
 
-def _plot(f: Any, sv: np.ndarray, tol: np.ndarray, rank: np.ndarray, name: str) -> None:
+def _plot(f: Any, sv: np.ndarray, tol: np.ndarray, rank: np.ndarray | None, name: str,
+          damping: float | None = None) -> None:  # fmt: skip
+    """The spectrum; with ``damping``, its line instead of a cutoff (nothing is dropped)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg  # no pyplot: no global state
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
@@ -172,20 +180,31 @@ def _plot(f: Any, sv: np.ndarray, tol: np.ndarray, rank: np.ndarray, name: str) 
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     shown = min(len(sv), 100)  # more lines than this only blacken the plot
-    positive = np.concatenate([sv[sv > 0], tol[tol > 0]])
+    marks = tol if damping is None else np.array([damping])
+    positive = np.concatenate([sv[sv > 0], marks[marks > 0]])
     floor = positive.min() / 100 if positive.size else 1.0  # exact zeros drawn here, below all
     index, alpha = np.arange(1, sv.shape[-1] + 1), 1.0 if shown == 1 else 0.4
+    damped = damping is not None
     for b in range(shown):
-        s, keep = np.maximum(sv[b], floor), sv[b] > tol[b]
+        s = np.maximum(sv[b], floor)
+        keep = sv[b] > tol[b] if not damped else np.ones(len(s), bool)
         ax.semilogy(index, s, "-", color="0.75", zorder=1)
-        ax.semilogy(index[keep], s[keep], "o", color="C0", alpha=alpha, label="kept" * (b == 0))
-        drop = "treated as zero" * (b == 0)
-        ax.semilogy(index[~keep], s[~keep], "x", color="C3", alpha=alpha, label=drop)
-    cut = f"cutoff {tol[0]:.2e}" if shown == 1 else f"cutoffs (largest {tol.max():.2e})"
-    for b in range(shown):
-        ax.axhline(tol[b], color="C1", ls="--", lw=1, label=cut * (b == 0))
-    what = f"rank {rank[0]}" if shown == 1 else f"rank {rank.min()} to {rank.max()}"
-    ax.set_title(f"Singular values of {name}: {what} of {sv.shape[-1]}")
+        kept = ("singular values" if damped else "kept") * (b == 0)
+        ax.semilogy(index[keep], s[keep], "o", color="C0", alpha=alpha, label=kept)
+        if not damped:
+            drop = "treated as zero" * (b == 0)
+            ax.semilogy(index[~keep], s[~keep], "x", color="C3", alpha=alpha, label=drop)
+            cut = f"cutoff {tol[0]:.2e}" if shown == 1 else f"cutoffs (largest {tol.max():.2e})"
+            ax.axhline(tol[b], color="C1", ls="--", lw=1, label=cut * (b == 0))
+    if damped:
+        if damping > 0:  # lambda = 0 has no place on a log axis
+            ax.axhline(
+                damping, color="C2", ls="--", lw=1, label=rf"damping $\lambda$ {damping:.2e}"
+            )
+        ax.set_title(rf"Singular values of {name} (damped, $\lambda$ = {damping:.2e})")
+    else:
+        what = f"rank {rank[0]}" if shown == 1 else f"rank {rank.min()} to {rank.max()}"
+        ax.set_title(f"Singular values of {name}: {what} of {sv.shape[-1]}")
     more = f" ({len(sv)} matrices{f', first {shown} shown' * (shown < len(sv))})" * (len(sv) > 1)
     ax.set_xlabel(f"index $i${more}")
     zeros = f"  (zeros drawn at {floor:.0e})" if (sv == 0).any() else ""
@@ -200,43 +219,14 @@ def _seconds(t: float) -> str:
     return f"{t * 1e3:.2f} ms" if t < 1 else f"{t:.2f} s"
 
 
-def _run(args: argparse.Namespace, progress: _Progress) -> str:
-    begin = time.perf_counter()
-    out_suffix = suffix_of(args.output, "output") if args.output else None
-    if args.plot and not args.plot.lower().endswith(".png"):
-        raise BadInput(
-            f"--plot writes a PNG image; give a name ending in .png, got {show(args.plot)}"
-        )
-    for name in ("rtol", "atol"):
-        value = getattr(args, name)
-        if value is not None and not value >= 0:  # also rejects NaN
-            raise BadInput(f"--{name} must be a number >= 0, got {value}")
-    for flag, path in (("-o", args.output), ("--plot", args.plot)):
-        if path:
-            check_output(path, [args.input], flag)
-    if args.output and args.plot and os.path.realpath(args.output) == os.path.realpath(args.plot):
-        raise BadInput("-o and --plot name the same file")
-    if args.plot:
-        try:
-            import matplotlib  # noqa: F401 - only to fail early, before computing
-        except ImportError:
-            raise BadInput(PLOT_ERROR) from None
-    progress.stage("read")
-    a = _check_data(read_matrix(args.input, args.key), args.input, args.hermitian)
-    if args.plot and a.size == 0:
-        raise BadInput(f"--plot: {show(args.input)} is empty (shape {a.shape}), no values to draw")
-    if out_suffix in TWO_D_ONLY and a.ndim > 2:
-        raise BadInput(f"{out_suffix} holds one matrix; a batch of shape {a.shape} needs .npy/.npz")
-
-    progress.stage("pinv")
+def _pinv_summary(args: argparse.Namespace, a: np.ndarray, progress: _Progress) -> tuple:
+    """The pseudo-inverse, its seconds, the summary lines and the spectrum."""
     start = time.perf_counter()
     try:
         x, rank = pinv(a, atol=args.atol, rtol=args.rtol, hermitian=args.hermitian,
-                       method=args.method, return_rank=True)  # fmt: skip
+                       method=args.method or "auto", return_rank=True)  # fmt: skip
     except ValueError as err:  # an unknown method, say (LinAlgError is a ValueError)
-        message = str(err).splitlines()[0] if str(err) else type(err).__name__
-        message = message.replace(f'method="{args.method}"', f"--method {args.method}")
-        raise BadInput(show(message.replace("hermitian=True", "--hermitian"))) from None
+        raise api_error(err, args.method) from None
     pinv_seconds = time.perf_counter() - start
     if x.dtype.kind in "fc" and not np.isfinite(x).all():  # e.g. 1 / 5e-324: beyond float64
         raise BadInput(
@@ -254,35 +244,58 @@ def _run(args: argparse.Namespace, progress: _Progress) -> str:
     atol, rtol = tolerances(a, args.atol, args.rtol)
     exact = args.exact or max(m, n) <= EXACT_SIZE
     sp = spectrum(full, xs, ranks, exact or bool(args.plot) or min(m, n) <= EXACT_SIZE, atol, rtol)
-    if not full.size:  # nothing to check (and no probes of an empty 10**6 x 0 matrix)
-        residuals = np.zeros((batch, 4))
-    else:
-        # A / c and c X have the same residuals; c = sqrt(max|A| / max|X|) brings both to
-        # sqrt(max|A| max|X|), so that no product overflows where A or X alone is extreme.
-        big_a = np.abs(full).max(axis=(-2, -1))[:, None, None]
-        big_x = np.abs(xs).max(axis=(-2, -1), initial=0)[:, None, None]
-        c = np.where(
-            (big_a > 0) & (big_x > 0), np.sqrt(big_a) / np.sqrt(np.maximum(big_x, 1e-300)), 1.0
-        )
-        with np.errstate(all="ignore"):  # beyond even that: a NaN residual, said as such
-            residuals = (exact_residuals if exact else probed_residuals)(full / c, xs * c)
+    residuals = penrose_residuals(full, xs, exact)
     rule = f"max(atol {atol:.3g}, rtol {rtol:.3g} * sigma_max)"
-    lines = [f"input      {show(args.input)}"]
-    lines += summary_lines(a, ranks, sp, rule, residuals, not exact)
+    lines = summary_lines(a, ranks, sp, rule)
+    lines.append(residual_line(PENROSE, residuals, a.ndim > 2, not exact))
+    return x, ranks, pinv_seconds, lines, sp
+
+
+def _run(args: argparse.Namespace, progress: _Progress) -> str:
+    begin = time.perf_counter()
+    out_suffix = check_options(args)
+    progress.stage("read")
+    a = _check_data(read_matrix(args.input, args.key), args.input, args.hermitian)
+    b = None
+    if args.rhs is not None:
+        b = check_data(read_matrix(args.rhs, args.rhs_key, "--rhs-key", "--rhs"), args.rhs, 1)
+    if args.plot and a.size == 0:
+        raise BadInput(f"--plot: {show(args.input)} is empty (shape {a.shape}), no values to draw")
+    shape = output_shape(a, b, args.rhs)
+    if out_suffix in TWO_D_ONLY and len(shape) > 2:
+        raise BadInput(f"{out_suffix} holds one matrix; a result of shape {shape} needs .npy/.npz")
+
+    progress.stage("pinv")
+    if b is None and args.damping is None:
+        x, ranks, seconds, lines, sp = _pinv_summary(args, a, progress)
+        label = "pinv"
+    else:
+        x, rank, seconds = compute(args, a, b)
+        progress.stage("checks")
+        m, n = a.shape[-2:]
+        exact = args.exact or max(m, n) <= EXACT_SIZE
+        lines, sp = summary(args, a, b, x, rank, exact,
+                            exact or bool(args.plot) or min(m, n) <= EXACT_SIZE)  # fmt: skip
+        ranks = None if rank is None else np.reshape(rank, -1)
+        label = "solve" if b is not None else "damped"
+    lines.insert(0, f"input      {show(args.input)}")
 
     progress.stage("write")
     jobs, after = [], []
     if args.output:
-        jobs.append((args.output, lambda f: save(x, out_suffix, f)))
+        member = {"name": "solution"} if b is not None else {}  # an .npz's array: pinv or this
+        jobs.append((args.output, lambda f: save(x, out_suffix, f, **member)))
         after.append(f"output     {show(args.output)}  shape {x.shape}  dtype {x.dtype}")
     if args.plot:
         name = show(os.path.basename(args.input))
-        values = sp.values if sp.values is not None else np.zeros((batch, 0))
-        jobs.append((args.plot, lambda f: _plot(f, values, sp.tol, ranks, name)))
+        values = sp.values if sp.values is not None else np.zeros((len(sp.largest), 0))
+        if b is not None and args.damping is None:  # a solve's ranks follow B's batch too
+            ranks = (values > sp.tol[:, None]).sum(axis=1)
+        jobs.append((args.plot, lambda f: _plot(f, values, sp.tol, ranks, name, args.damping)))
         after.append(f"plot       {show(args.plot)}")
     write_all(jobs)
     total = time.perf_counter() - begin
-    lines.append(f"time       pinv {_seconds(pinv_seconds)}, total {_seconds(total)}")
+    lines.append(f"time       {label} {_seconds(seconds)}, total {_seconds(total)}")
     return "\n".join(lines + after)
 
 

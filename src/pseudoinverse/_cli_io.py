@@ -63,11 +63,11 @@ def suffix_of(path: str, what: str) -> str:
 # --- reading ---------------------------------------------------------------------------
 
 
-def read_matrix(path: str, key: str | None) -> np.ndarray:
-    """The array in ``path`` (any of ``FORMATS``; ``key`` chooses an ``.npz`` member)."""
-    suffix = suffix_of(path, "input")
+def read_matrix(path: str, key: str | None, flag: str = "--key", what: str = "input") -> np.ndarray:
+    """The array in ``path`` (any of ``FORMATS``; ``key``, from ``flag``, picks an .npz's)."""
+    suffix = suffix_of(path, what)
     if key is not None and suffix != ".npz":
-        raise BadInput(f"--key is for .npz input, got {show(path)}")
+        raise BadInput(f"{flag} is for .npz {what}, got {show(path)}")
     if os.path.isdir(path):
         raise BadInput(f"{show(path)} is a directory, not a matrix file")
     if not os.path.lexists(path):
@@ -85,7 +85,7 @@ def read_matrix(path: str, key: str | None) -> np.ndarray:
         if suffix == ".npy":
             return _read_npy(data)
         if suffix == ".npz":
-            return _read_npz(data, key)
+            return _read_npz(data, key, flag)
         if suffix == ".mtx":
             return parse_matrix_market(data)
         return _read_text(data, "," if suffix == ".csv" else None)
@@ -124,7 +124,7 @@ def _npy_array(f: IO[bytes], size: int) -> np.ndarray:
     return a.reshape(shape[::-1]).T if fortran else a.reshape(shape)
 
 
-def _read_npz(data: bytes, key: str | None) -> np.ndarray:
+def _read_npz(data: bytes, key: str | None, flag: str) -> np.ndarray:
     if not data.startswith(b"PK"):  # a zip file; else zipfile's message is obscure
         raise BadInput("not a NumPy .npz file")
     with zipfile.ZipFile(io.BytesIO(data)) as z:
@@ -133,7 +133,7 @@ def _read_npz(data: bytes, key: str | None) -> np.ndarray:
         if not keys:
             raise BadInput("it holds no arrays")
         if key is None and len(keys) != 1:
-            raise BadInput(f"it holds arrays {show(keys)}; choose one with --key NAME")
+            raise BadInput(f"it holds arrays {show(keys)}; choose one with {flag} NAME")
         if key is not None and key not in members:
             raise BadInput(f"it has no array {show(repr(key))}; it holds {show(keys)}")
         name = members[key if key is not None else keys[0]]
@@ -341,12 +341,14 @@ def _mirror(values, rows, cols, symmetry, n, found) -> np.ndarray:
 # --- writing ---------------------------------------------------------------------------
 
 
-def save(x: np.ndarray, suffix: str, f: IO[bytes]) -> None:
-    """Write ``x`` to the open binary file ``f`` in the format of ``suffix``."""
+def save(x: np.ndarray, suffix: str, f: IO[bytes], name: str = "pinv") -> None:
+    """Write ``x`` to ``f`` in ``suffix``'s format (an .npz member ``name``); 1-D as a column."""
+    if x.ndim == 1 and suffix not in (".npy", ".npz"):
+        x = x[:, None]  # a solution vector: an (n, 1) column in the matrix formats
     if suffix == ".npy":
         np.save(f, x)
     elif suffix == ".npz":
-        np.savez(f, pinv=x)
+        np.savez(f, **{name: x})
     elif suffix == ".mtx":
         _write_matrix_market(f, x)
     elif x.size == 0:  # empty rows; no format string of x.shape[-1] cells
@@ -377,16 +379,19 @@ def _write_matrix_market(f: IO[bytes], x: np.ndarray) -> None:
         f.write(("\n".join(lines) + "\n").encode())
 
 
-def check_output(path: str, inputs: list[str], flag: str) -> None:
-    """Refuse an output that is an input (by name, symbolic or hard link) or unwritable."""
+def check_output(path: str, inputs: list[tuple[str, str]], flag: str) -> None:
+    """Refuse an output that is an input (by name, symbolic or hard link) or unwritable.
+
+    ``inputs`` are ``(path, what)`` pairs: ``what`` names the file in the message.
+    """
     real = os.path.realpath(path)
-    for source in inputs:
+    for source, what in inputs:
         same = os.path.realpath(source) == real
         with contextlib.suppress(OSError):  # a missing file is no alias
             same = same or os.path.samefile(source, path)
         if same:
-            raise BadInput(f"{flag} {show(path)} is the input file {show(source)}; "
-                           "choose another name (the input is left as it is)")  # fmt: skip
+            raise BadInput(f"{flag} {show(path)} is the {what} file {show(source)}; "
+                           f"choose another name (the {what} is left as it is)")  # fmt: skip
     if os.path.isdir(real):
         raise BadInput(f"cannot write {show(path)}: it is a directory")
     folder = os.path.dirname(real)
