@@ -174,7 +174,8 @@ def _stacks(a: np.ndarray, b: np.ndarray | None, dtype: Any, hermitian: bool, ch
     bad = _finite.bad_members(np, stack, hermitian)
     rhs = None
     if b is not None:
-        rhs = np.ascontiguousarray(b.reshape(-1, m, b.shape[-1]), dtype=dtype)
+        # len(stack), not -1: with k = 0 the size is 0 and -1 is ambiguous (NumPy refuses)
+        rhs = np.ascontiguousarray(b.reshape(len(stack), m, b.shape[-1]), dtype=dtype)
         if rhs.size:
             bad = bad | ~np.isfinite(rhs).all(axis=(1, 2))
     if check_finite and bad.any():
@@ -266,34 +267,6 @@ def damped_numpy(
 # --------------------------------------------------------------------------- portable
 
 
-def augmented(xp: Any, a: Any, damping: Any) -> tuple[Any, bool]:
-    """``[T; lambda I]`` for ``T = A`` (tall) or ``A^H`` (wide), and whether ``A`` was wide.
-
-    For ``lambda > 0`` it has full column rank and
-    ``pinv([T; lambda I])[..., :, :M] = (T^H T + lambda^2 I)^{-1} T^H``, the damped inverse
-    of ``T``; for ``lambda = 0`` it is ``[pinv(T), 0]``. So the portable (differentiable)
-    path needs only ``pinv`` with ``atol = rtol = 0``: its Golub–Pereyra derivative is the
-    damped inverse's derivative in ``A`` and in ``lambda`` (the rank is constant for
-    ``lambda > 0``), finite at repeated singular values.
-    """
-    m, n = a.shape[-2:]
-    wide = m < n
-    t = _ct(xp, a) if wide else a
-    p = t.shape[-1]
-    device = None if xp is np else array_api_compat.device(a)
-    eye = xp.eye(p, dtype=t.dtype, device=device)
-    lam = xp.astype(damping, t.dtype)
-    lower = xp.reshape(lam, (*lam.shape, 1, 1)) * xp.reshape(eye, (1,) * lam.ndim + (p, p))
-    lower = xp.broadcast_to(lower, (*t.shape[:-2], p, p))
-    return xp.concat([t, lower], axis=-2), wide
-
-
-def from_augmented(xp: Any, y: Any, m_rows: int, wide: bool) -> Any:
-    """The damped inverse of ``A`` from ``pinv`` of :func:`augmented`'s matrix."""
-    y = y[..., :, :m_rows]
-    return _ct(xp, y) if wide else y
-
-
 PinvFn = Any  # (a, atol, rtol, hermitian, method) -> (x, rank): bad members NaN, no raise
 
 
@@ -344,6 +317,9 @@ def solve_xp(
     return y, xp.where(bad_b, xp.zeros_like(rank), rank)
 
 
+DampedFn = Any  # (t tall, lam of the batch shape) -> (X, P): the ``_damped`` factors
+
+
 def damped_xp(
     xp: Any,
     a: Any,
@@ -353,13 +329,18 @@ def damped_xp(
     dtype: Any,
     hermitian: bool,
     check_finite: bool,
-    pinv_fn: PinvFn | None = None,
+    damped_fn: DampedFn | None = None,
 ) -> Any:
-    """The damped inverse (or its product with ``B``) on the portable path: ``pinv_fn``
-    on :func:`augmented`'s matrix with ``atol = rtol = 0``."""
+    """The damped inverse (or its product with ``B``) on the portable path.
+
+    ``damped_fn`` (default ``_damped.factors_xp``; the adapters pass their
+    differentiable wrapper) gets the tall orientation ``T`` (``A``, or ``A^H`` when
+    wide), scaled by a power of two as ``compute_xp`` does, with ``lambda`` scaled alike
+    (``X(c T, c lambda) = X(T, lambda) / c``); ``A`` is then ``X``'s conjugate transpose.
+    """
+    from ._damped import factors_xp
     from ._methods.eigh import hermitian_from_lower
 
-    pinv_fn = pinv_fn or _portable_pinv(xp, dtype)
     a = xp.astype(a, dtype)
     bad = _finite.bad_members(xp, a, hermitian)
     bad_b = None if b is None else ~xp.all(xp.isfinite(b), axis=(-2, -1))
@@ -368,10 +349,19 @@ def damped_xp(
     a = _finite.zero_bad(xp, a, bad)
     if hermitian:
         a = hermitian_from_lower(xp, a)
-    aug, wide = augmented(xp, a, damping)
-    zeros = np.zeros(tuple(a.shape[:-2]))
-    y, _ = pinv_fn(aug, zeros, zeros, False, "svd")
-    x = _nan_where(xp, bad, from_augmented(xp, y, aug.shape[-2] - aug.shape[-1], wide))
+    m, n = a.shape[-2:]
+    wide = m < n
+    t = _ct(xp, a) if wide else a
+    real = xp.float32 if dtype in (xp.float32, xp.complex64) else xp.float64
+    scale = _scale_xp(xp, t, real)
+    lam = xp.broadcast_to(xp.astype(damping, real), tuple(a.shape[:-2])) * scale
+    t = t * xp.astype(scale, t.dtype)[..., None, None]
+    if damped_fn is None:
+        x, _ = factors_xp(xp, t, lam)
+    else:
+        x, _ = damped_fn(t, lam)
+    x = x * xp.astype(scale, x.dtype)[..., None, None]
+    x = _nan_where(xp, bad, _ct(xp, x) if wide else x)
     if b is None:
         return x
     b = xp.astype(b, dtype)

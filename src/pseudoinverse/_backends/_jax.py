@@ -170,9 +170,10 @@ def damped(req: Any) -> Any:
 
 @functools.partial(jax.jit, static_argnames=("dtype", "hermitian"))
 def _damped_compiled(a, lam, b, *, dtype, hermitian):
-    """A traced negative damping acts as its absolute value (the augmented matrix
-    ``[A; -lambda I]`` has the same damped inverse), a NaN one gives NaN."""
+    """A traced negative damping acts as its absolute value (only ``lambda^2`` enters
+    the filter), a NaN one gives NaN."""
     from .. import _engine
+    from .._damped import jax_damped
 
     return _engine.damped_xp(
         jnp,
@@ -182,5 +183,5 @@ def _damped_compiled(a, lam, b, *, dtype, hermitian):
         dtype=dtype,
         hermitian=hermitian,
         check_finite=False,
-        pinv_fn=_pinv_fn(dtype),
+        damped_fn=jax_damped,
     )

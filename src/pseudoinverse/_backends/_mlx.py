@@ -274,8 +274,11 @@ def solve(req: Any) -> tuple[Any, Any, str]:
 
 
 def damped(req: Any) -> Any:
-    """The damped inverse: the MLX ``pinv`` of ``[A; lambda I]`` (``_engine.augmented``
-    in MLX operations), differentiable in ``A`` and an MLX ``damping``."""
+    """The damped inverse: the SVD filter through NumPy (``_methods.spectral``), made
+    differentiable in ``A`` and an MLX ``damping`` by ``_damped.mlx_damped``'s rules."""
+    from .._damped import mlx_damped
+    from .._methods.spectral import damped_factors
+
     ops = _ops_stream(req.stream, req.dtype)
     a = req.a.astype(req.dtype, stream=ops)
     b = None if req.b is None else req.b.astype(req.dtype, stream=ops)
@@ -284,6 +287,9 @@ def damped(req: Any) -> Any:
     elif req.check_finite:
         with mx.stream(mx.cpu):
             _raise_if_bad(_bad_members(a, req.hermitian))
+    # float64 kept for float64 input: mx.array turns a float64 NumPy array into float32
+    real = mx.float64 if req.dtype == mx.float64 else mx.float32
+    np_dtype = _TO_NP[req.dtype]
     with mx.stream(ops):
         bad = _bad_members(a, req.hermitian)
         a = mx.where(bad[..., None, None], mx.zeros_like(a), a)
@@ -292,25 +298,26 @@ def damped(req: Any) -> Any:
         m, n = a.shape[-2:]
         wide = m < n
         t = mx.conjugate(a).swapaxes(-1, -2) if wide else a
-        p = t.shape[-1]
-        lam = mx.array(req.damping) if isinstance(req.damping, np.ndarray) else req.damping
-        lower = lam.astype(t.dtype)[..., None, None] * mx.eye(p, dtype=t.dtype)
-        lower = mx.broadcast_to(lower, (*t.shape[:-2], p, p))
-        aug = mx.concatenate([t, lower], axis=-2)
-    zeros = np.zeros(tuple(a.shape[:-2]))
-    y, _ = _core(
-        aug,
-        zeros,
-        zeros,
-        dtype=req.dtype,
-        hermitian=False,
-        method="svd",
-        check_finite=False,
-        ops=ops,
-    )
+        lam = req.damping
+        lam = mx.array(lam, dtype=real) if isinstance(lam, np.ndarray) else lam.astype(real)
+        lam = mx.broadcast_to(lam, tuple(a.shape[:-2]))
+
+    def forward(t: Any, lam: Any) -> tuple[Any, Any]:
+        batch, (rows, cols) = t.shape[:-2], t.shape[-2:]
+        t_np = np.array(t, copy=False).astype(np_dtype).reshape(-1, rows, cols)
+        lam_np = np.broadcast_to(np.array(lam, copy=False).astype(np.float64), batch)
+        scale = np.abs(t_np).max(axis=(1, 2), initial=0)
+        scale = np.where(scale > 0, np.ldexp(1.0, -np.frexp(np.where(scale > 0, scale, 1))[1]), 1)
+        x, p = damped_factors(t_np * scale[:, None, None], lam_np.reshape(-1) * scale)
+        x, p = x * scale[:, None, None], p * (scale * scale)[:, None, None]
+        return (
+            mx.array(x.reshape(*batch, cols, rows), dtype=req.dtype),
+            mx.array(p.reshape(*batch, cols, cols), dtype=req.dtype),
+        )
+
+    x, _ = mlx_damped(t, lam, forward, ops)
     with mx.stream(ops):
-        y = y[..., :, : t.shape[-2]]
-        x = mx.conjugate(y).swapaxes(-1, -2) if wide else y
+        x = mx.conjugate(x).swapaxes(-1, -2) if wide else x
         x = mx.where(bad[..., None, None], mx.full(x.shape, np.nan, dtype=x.dtype), x)
     if b is not None:
         x = _times_rhs(x, b, ops)

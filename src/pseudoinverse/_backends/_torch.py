@@ -157,8 +157,14 @@ def damped(req: Any) -> Any:
         dtype=req.dtype,
         hermitian=req.hermitian,
         check_finite=req.check_finite and not _transformed(a),
-        pinv_fn=_portable_fn(False, req.dtype),
+        damped_fn=_damped_fn,
     )
+
+
+def _damped_fn(t: torch.Tensor, lam: torch.Tensor) -> tuple[Any, Any]:
+    from .._damped import torch_damped
+
+    return torch_damped(t, lam)
 
 
 def compute(

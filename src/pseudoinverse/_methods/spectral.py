@@ -48,7 +48,9 @@ def damped_filter(s: np.ndarray, lam: np.ndarray) -> np.ndarray:
     small = np.minimum(s, lam)
     safe = np.where(big > 0, big, 1)
     r = small / safe  # <= 1: r**2 cannot overflow
-    with np.errstate(under="ignore"):
+    # over/divide: only where the true value is out of range (lambda = 0 and a tiny
+    # sigma, as pinv(A, atol=0, rtol=0) gives)
+    with np.errstate(under="ignore", over="ignore", divide="ignore"):
         denom = safe * (1 + r * r)
         f = np.where(s >= lam, 1 / denom, r / denom)
     return np.where(big > 0, f, 0).astype(s.dtype)
@@ -106,3 +108,17 @@ def damped_svd(
     if b is None:
         return _matrix(u, f, vh, wide)
     return _apply(u, f, vh, b, wide)
+
+
+def damped_factors(t: np.ndarray, lam: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(X, P)`` of a finite tall stack ``t (B, M, N)`` (``M >= N``; ``lam`` (B,)):
+    ``X = V diag(f) U^H`` and ``P = V diag(1 / (sigma^2 + lambda^2)) V^H`` (0 where both
+    are 0), the forward pass of ``_damped``'s derivative rules, from the SVD."""
+    u, s, vh = svd_batch(t)
+    f = damped_filter(s, lam)
+    lam2 = np.broadcast_to(lam[:, None], s.shape).astype(s.dtype)
+    with np.errstate(over="ignore", under="ignore", divide="ignore"):
+        d = s * s + lam2 * lam2
+        g = np.where(d > 0, 1 / np.where(d > 0, d, 1), 0).astype(s.dtype)
+    v = _ch(vh)
+    return _matrix(u, f, vh, False), (v * g[:, None, :].astype(v.dtype)) @ vh
