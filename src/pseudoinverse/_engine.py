@@ -82,6 +82,25 @@ def _times(stack: np.ndarray, scale: np.ndarray) -> np.ndarray:
     return parts.astype(np.finfo(stack.dtype).dtype).view(stack.dtype)
 
 
+def _in_range(flat: np.ndarray, limit: int) -> bool:
+    """Whether no member can need scaling, from a few passes over the whole stack (one
+    reduction per member is slow in NumPy for short rows: 1e5 6x7 matrices took 0.16 s).
+
+    True when every entry is below ``2**limit`` in magnitude and every nonzero one at
+    least ``2**(-limit - 1)``: then each member's largest entry (or only its lower
+    triangle's, with ``hermitian``) is zero or has an exponent within ``+-limit``.
+    """
+    if flat.size == 0:
+        return True
+    mags = np.abs(flat)
+    if not mags.max() < 2.0**limit:
+        return False
+    small = 2.0 ** (-limit - 1)
+    if mags.min() >= small:  # dense data: two passes
+        return True
+    return not np.any((mags < small) & (mags != 0))
+
+
 def _scaled(
     stack: np.ndarray, atol: np.ndarray, hermitian: bool
 ) -> tuple[np.ndarray, np.ndarray, Any]:
@@ -95,6 +114,8 @@ def _scaled(
     sets the scale. Returns ``(stack, atol, s or None)``; ``stack`` is not modified.
     """
     limit = _SAFE_EXPONENT[np.finfo(stack.dtype).dtype.itemsize]
+    if _in_range(_real_view(stack).reshape(-1), limit):  # the common case, cheaply
+        return stack, atol, None
     flat = _real_view(np.tril(stack) if hermitian else stack).reshape(len(stack), -1)
     big = np.maximum(flat.max(axis=1), -flat.min(axis=1)).astype(np.float64)
     _, exponent = np.frexp(big)  # big = f 2**exponent, f in [0.5, 1)
@@ -157,6 +178,8 @@ def _pow2_scale(stack: np.ndarray) -> np.ndarray | None:
     """A right-hand side's ``_scaled`` rule: per member ``2**-e`` where its largest entry
     ``~2**e`` is outside the safe range (else 1); ``None`` when no member needs it."""
     limit = _SAFE_EXPONENT[np.finfo(stack.dtype).dtype.itemsize]
+    if _in_range(_real_view(stack).reshape(-1), limit):
+        return None
     flat = _real_view(stack).reshape(len(stack), -1)
     big = np.abs(flat).max(axis=1).astype(np.float64) if flat.shape[1] else np.zeros(len(stack))
     _, exponent = np.frexp(big)
