@@ -264,7 +264,9 @@ def _conv_damping(case, lam: np.ndarray):
         return jnp.asarray(lam)
     import mlx.core as mx
 
-    return mx.array(lam.astype(np.float32))
+    # float64 data with a float64 damping; an MLX float32 damping would round lambda
+    wide = case.dtype == "float64"
+    return mx.array(lam, dtype=mx.float64) if wide else mx.array(lam.astype(np.float32))
 
 
 def _check_solve(case, ref, i, x, bi, rank, eps, p):
