@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -32,18 +33,26 @@ def parse(description: str, extra: Callable[[argparse.ArgumentParser], None] | N
         extra(p)
     args = p.parse_args()
     if args.threads != "default":
-        n = str(int(args.threads))
-        for var in (
-            "OMP_NUM_THREADS",
-            "OPENBLAS_NUM_THREADS",
-            "MKL_NUM_THREADS",
-            "NUMBA_NUM_THREADS",
-        ):
-            os.environ[var] = n
-        os.environ["XLA_FLAGS"] = (
-            "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
-        )
+        limit_env(int(args.threads))
     return args
+
+
+def limit_env(n: int = 1) -> None:
+    """Thread-count variables for OpenMP, OpenBLAS, MKL, numba and XLA (before importing)."""
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        os.environ[var] = str(n)
+    os.environ["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+
+
+def rerun(script: str, settings: list[str], argv: list[str]) -> int:
+    """Run ``script argv --threads S`` for each setting S in a fresh process (thread limits
+    must be set before the libraries load), its output streamed; the worst exit status."""
+    status = 0
+    for s in settings:
+        print(f"\n=== threads: {s} ===", flush=True)
+        done = subprocess.run([sys.executable, script, *argv, "--threads", s], check=False)
+        status = max(status, done.returncode)
+    return status
 
 
 def setup_threads(args) -> dict[str, Any]:
@@ -99,6 +108,62 @@ def median_time(fn: Callable[[], Any], repeats: int, warmup: int = 1) -> float:
         fn()
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
+
+
+def median_times(
+    fns: dict[str, Callable[[], Any]],
+    repeats: int,
+    results: dict[str, Any] | None = None,
+    min_sample: float = 2e-3,
+) -> dict[str, float]:
+    """Median seconds per call of each ``fn``, the functions interleaved repeat by repeat.
+
+    One warm-up call each (compiles, caches) is not timed; a call faster than
+    ``min_sample`` is timed in a loop long enough to read (sized by a second call when
+    the first took under a second). ``results`` (if given) receives each first result.
+    """
+    loops = {}
+    for name, fn in fns.items():
+        t0 = time.perf_counter()
+        out = fn()
+        t = time.perf_counter() - t0
+        if results is not None:
+            results[name] = out
+        if t < 1.0:
+            t0 = time.perf_counter()
+            fn()
+            t = time.perf_counter() - t0
+        loops[name] = max(1, min(1000, int(min_sample / max(t, 1e-9))))
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            for _ in range(loops[name]):
+                fn()
+            times[name].append((time.perf_counter() - t0) / loops[name])
+    return {name: statistics.median(v) for name, v in times.items()}
+
+
+def peak_rss_growth(fn: Callable[[], Any]) -> int:
+    """Bytes by which the peak resident set grows during ``fn()`` (Linux ``/proc``).
+
+    Run it in a fresh process: it resets the high-water mark to the current RSS first.
+    """
+
+    def status(key: str) -> int:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(key):
+                    return int(line.split()[1]) * 1024
+        raise RuntimeError(f"{key} not in /proc/self/status")
+
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # reset VmHWM to the current RSS
+    base = status("VmRSS")
+    out = fn()
+    peak = status("VmHWM")
+    del out
+    return peak - base
 
 
 def peers(libs: dict[str, Any], a, rtol: float | None = None, hermitian: bool = False):
