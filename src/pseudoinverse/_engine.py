@@ -368,7 +368,9 @@ def damped_xp(
     bad = _finite.bad_members(xp, a, hermitian)
     bad_b = None if b is None else ~xp.all(xp.isfinite(b), axis=(-2, -1))
     if check_finite:
-        _finite.raise_if_bad(xp, bad if bad_b is None else bad | bad_b, "A or B")
+        # "A" alone for damped_pinv (no B), as the NumPy path says
+        what = "A" if bad_b is None else "A or B"
+        _finite.raise_if_bad(xp, bad if bad_b is None else bad | bad_b, what)
     a = _finite.zero_bad(xp, a, bad)
     if hermitian:
         a = hermitian_from_lower(xp, a)

@@ -78,7 +78,8 @@ def _fit_batch(arr: Any, name: str, batch_shape: tuple[int, ...]) -> Any:
     if shape != tuple(batch_shape):
         raise ValueError(
             f"{name} of shape {tuple(arr.shape)} does not broadcast to the batch shape "
-            f"{tuple(batch_shape)} (a tolerance may not enlarge the result's shape)"
+            f"{tuple(batch_shape)} (a {'damping' if name == 'damping' else 'tolerance'} "
+            "may not enlarge the result's shape)"
         )
     if isinstance(arr, np.ndarray):
         return np.broadcast_to(arr, batch_shape)
@@ -182,7 +183,7 @@ def resolve_damping(damping: Any, kind: str, batch_shape: tuple[int, ...]) -> An
     if own is not None and own == kind:
         dtype = np.dtype(str(damping.dtype).rsplit(".", 1)[-1].replace("bfloat16", "float32"))
         _check_dtype(dtype.kind, damping.dtype, damping, "damping")
-        if not is_traced(damping):
+        if not is_traced(damping) and not _torch_transformed(damping):
             host = damping.detach().cpu() if hasattr(damping, "detach") else damping
             _check_damping_values(np.asarray(host, dtype=np.float64), damping)
         _fit_shape(tuple(damping.shape), "damping", batch_shape)
@@ -200,6 +201,16 @@ def resolve_damping(damping: Any, kind: str, batch_shape: tuple[int, ...]) -> An
     arr = arr.astype(np.float64)
     _check_damping_values(arr, damping)
     return np.array(_fit_batch(arr, "damping", batch_shape), dtype=np.float64)
+
+
+def _torch_transformed(value: Any) -> bool:
+    """Is ``value`` a tensor wrapped by ``torch.func`` (grad, vmap, jvp)? Its values
+    cannot be read (no storage), as a traced JAX value's: a negative damping then acts
+    as its absolute value (``[A; -lambda I]`` has the same damped inverse), NaN gives NaN."""
+    torch = sys.modules.get("torch")
+    if torch is None or not isinstance(value, torch.Tensor):
+        return False
+    return bool(torch._C._functorch.is_functorch_wrapped_tensor(value))
 
 
 def _fit_shape(shape: tuple[int, ...], name: str, batch_shape: tuple[int, ...]) -> None:

@@ -177,12 +177,12 @@ def with_rhs(req: Request, B: Any, name: str = "pinv_solve") -> Request:
     batch dimensions of ``A`` and ``B`` broadcast (both are broadcast to the result's).
     """
     kind = req.kind
-    if kind == NUMPY:
-        B = as_numpy_input(B)
-    elif kind_of(B) != kind:
+    if kind_of(B) != kind:  # array-likes count as NumPy: a tensor B with a NumPy A does not
         raise ValueError(
             f"{name} expects B of the same library as A ({kind}), got {type(B).__name__}"
         )
+    if kind == NUMPY:
+        B = as_numpy_input(B)
     elif kind == TORCH:
         B = B.resolve_conj().resolve_neg()
     bshape = tuple(B.shape)
@@ -221,7 +221,9 @@ def with_rhs(req: Request, B: Any, name: str = "pinv_solve") -> Request:
     a = _broadcast(lib, req.a, (*batch, req.m, req.n))
     b = _broadcast(lib, B, (*batch, req.m, k))
     atol, rtol = req.atol, req.rtol
-    if batch != req.batch:  # tolerances follow the broadcast batch
+    # tolerances follow the broadcast batch (a damped request has none: its damping,
+    # of A's batch shape, broadcasts in the engine like A itself)
+    if batch != req.batch and atol is not None:
         if isinstance(atol, np.ndarray) and isinstance(rtol, np.ndarray):
             atol, rtol = (np.broadcast_to(t, batch) for t in (atol, rtol))
         else:  # traced JAX tolerances
