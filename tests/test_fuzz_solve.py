@@ -230,8 +230,14 @@ def run(problem, op: str) -> None:
         if bad_any.reshape(size)[i]:
             assert np.isnan(xs[i]).all(), f"member {i} holds NaN/Inf but got {xs[i]}"
             continue
-        assert np.isfinite(xs[i]).all() or not cols, f"member {i}: non-finite result"
         if min(case.m, case.n) == 0 or cols == 0:
+            continue
+        # damping 0 is pinv(A, atol=0, rtol=0): a numerically zero singular value is
+        # then inverted as computed (rounding noise), which may overflow
+        ill_posed = op != "solve" and float(lam_flat[i]) == 0 and not s[i, -1] > p * eps * s[i, 0]
+        if not ill_posed:
+            assert np.isfinite(xs[i]).all(), f"member {i}: non-finite result"
+        else:
             continue
         if op == "solve":
             _check_solve(case, ref, i, xs[i], bflat[i], rank, eps, p)
@@ -308,6 +314,8 @@ def _check_damped(b, i, x, bi, u, s, vh, e, lam, eps, p):
     bound = 8 * p * eps * max(float(kappa), 1.0)
     if not np.isfinite(bound) or bound >= 0.5:
         return
+    if np.abs(xr_sc).max() * 2.0 ** -float(e) < value_range(b.case.dtype)[1] * 1e3:
+        return  # the result is (nearly) subnormal in its dtype: its precision is not ours
     x_sc = pow2(x, e)  # X(2**-e A, 2**-e lam) = 2**e X(A, lam)
     want = xr_sc if bi is None else xr_sc @ bi
     den = np.linalg.norm(xr_sc) * (1 if bi is None else np.linalg.norm(bi))

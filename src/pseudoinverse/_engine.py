@@ -92,13 +92,17 @@ def _in_range(flat: np.ndarray, limit: int) -> bool:
     """
     if flat.size == 0:
         return True
-    mags = np.abs(flat)
-    if not mags.max() < 2.0**limit:
+    if not (flat.max() < 2.0**limit and flat.min() > -(2.0**limit)):
         return False
     small = 2.0 ** (-limit - 1)
-    if mags.min() >= small:  # dense data: two passes
-        return True
-    return not np.any((mags < small) & (mags != 0))
+    chunk = 1 << 15  # |x| by chunks into one buffer that stays in cache (no big temporary)
+    buf = np.empty(min(flat.size, chunk), dtype=flat.dtype)
+    for start in range(0, flat.size, chunk):
+        part = flat[start : start + chunk]
+        mags = np.abs(part, out=buf[: len(part)])
+        if mags.min() < small and np.any((mags < small) & (mags != 0)):
+            return False
+    return True
 
 
 def _scaled(
@@ -225,21 +229,21 @@ def solve_numpy(
     *batch, _, n = a.shape
     k = b.shape[-1]
     stack, rhs, bad = _stacks(a, b, dtype, hermitian, check_finite)
+    good = ~bad
+    if k and good.all():  # nothing to mask: the method's arrays are the result
+        xs, rs = _solve_good(stack, rhs, atol.reshape(-1), rtol.reshape(-1), hermitian, method)
+        return xs.reshape(*batch, n, k), rs.reshape(batch)
     x = np.full((len(stack), n, k), np.nan, dtype=stack.dtype)
     rank = np.zeros(len(stack), dtype=np.int64)
-    good = ~bad
     if good.any() and k:
-        sub = (lambda v: v) if good.all() else (lambda v: v[good])
-        s_a, at, scale = _scaled(sub(stack), sub(atol.reshape(-1)), hermitian)
-        s_b = sub(rhs)
-        t = _pow2_scale(s_b)
-        if t is not None:
-            s_b = _times(s_b, t)
-        xs, rs = _methods.run_solve_numpy(method, s_a, s_b, at, sub(rtol.reshape(-1)), hermitian)
-        ratio = (np.ones(len(s_b)) if scale is None else scale) / (1 if t is None else t)
-        if scale is not None or t is not None:
-            xs = _times(np.ascontiguousarray(xs), ratio)
-        x[good], rank[good] = xs, rs
+        x[good], rank[good] = _solve_good(
+            stack[good],
+            rhs[good],
+            atol.reshape(-1)[good],
+            rtol.reshape(-1)[good],
+            hermitian,
+            method,
+        )
     elif good.any():  # k == 0: no columns, but the rank is still A's
         _, rank[good] = compute_numpy(
             stack[good],
@@ -251,6 +255,25 @@ def solve_numpy(
             check_finite=False,
         )
     return x.reshape(*batch, n, k), rank.reshape(batch)
+
+
+def _solve_good(
+    stack: np.ndarray,
+    rhs: np.ndarray,
+    atol: np.ndarray,
+    rtol: np.ndarray,
+    hermitian: bool,
+    method: str,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Finite stacks through the method, scaled by powers of two where extreme."""
+    s_a, at, scale = _scaled(stack, atol, hermitian)
+    t = _pow2_scale(rhs)
+    s_b = rhs if t is None else _times(rhs, t)
+    xs, rs = _methods.run_solve_numpy(method, s_a, s_b, at, rtol, hermitian)
+    if scale is not None or t is not None:
+        ratio = (np.ones(len(rhs)) if scale is None else scale) / (1 if t is None else t)
+        xs = _times(np.ascontiguousarray(xs), ratio)
+    return xs, rs
 
 
 def damped_numpy(
@@ -267,24 +290,31 @@ def damped_numpy(
     *batch, m, n = a.shape
     stack, rhs, bad = _stacks(a, b, dtype, hermitian, check_finite)
     cols = m if b is None else b.shape[-1]
-    x = np.full((len(stack), n, cols), np.nan, dtype=stack.dtype)
+    lam = np.broadcast_to(damping, batch).reshape(-1)
     good = ~bad
+    if cols and good.all():  # nothing to mask: the method's array is the result
+        return _damped_good(stack, lam, rhs, hermitian).reshape(*batch, n, cols)
+    x = np.full((len(stack), n, cols), np.nan, dtype=stack.dtype)
     if good.any() and cols:
-        sub = (lambda v: v) if good.all() else (lambda v: v[good])
-        # damped(s A, s lambda) = damped(A, lambda) / s: lambda scales like atol
-        s_a, lam, scale = _scaled(
-            sub(stack), sub(np.broadcast_to(damping, batch).reshape(-1)), hermitian
+        x[good] = _damped_good(
+            stack[good], lam[good], None if rhs is None else rhs[good], hermitian
         )
-        s_b = None if rhs is None else sub(rhs)
-        t = None if s_b is None else _pow2_scale(s_b)
-        if t is not None:
-            s_b = _times(s_b, t)
-        xs = _methods.run_damped_numpy(s_a, lam, s_b, hermitian)
-        if scale is not None or t is not None:
-            ratio = (np.ones(len(s_a)) if scale is None else scale) / (1 if t is None else t)
-            xs = _times(np.ascontiguousarray(xs), ratio)
-        x[good] = xs
     return x.reshape(*batch, n, cols)
+
+
+def _damped_good(
+    stack: np.ndarray, lam: np.ndarray, rhs: np.ndarray | None, hermitian: bool
+) -> np.ndarray:
+    """Finite stacks through the damped methods, scaled by powers of two where extreme:
+    ``damped(s A, s lambda) = damped(A, lambda) / s`` (lambda scales like atol)."""
+    s_a, lam, scale = _scaled(stack, lam, hermitian)
+    t = None if rhs is None else _pow2_scale(rhs)
+    s_b = rhs if t is None else _times(rhs, t)
+    xs = _methods.run_damped_numpy(s_a, lam, s_b, hermitian)
+    if scale is not None or t is not None:
+        ratio = (np.ones(len(s_a)) if scale is None else scale) / (1 if t is None else t)
+        xs = _times(np.ascontiguousarray(xs), ratio)
+    return xs
 
 
 # --------------------------------------------------------------------------- portable

@@ -23,7 +23,8 @@ def bad_members(xp: Any, a: Any, hermitian: bool) -> Any:
 
     Must be given the raw input (before any Hermitian part is taken).
     """
-    if xp is np and not hermitian and a.ndim == 3 and a.flags.c_contiguous and a.size:
+    fast = xp is np and a.ndim == 3 and a.flags.c_contiguous and a.size and a.dtype.isnative
+    if fast and not hermitian:  # native byte order: the real view below reads the bytes
         return _bad_members_numpy(a)
     finite = xp.isfinite(a)
     if hermitian:  # the strict upper triangle is never read, so never checked
