@@ -38,31 +38,9 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
+from ._methods.spectral import damped_factors_xp as factors_xp
+
 Array = Any
-
-
-def factors_xp(xp: Any, t: Array, lam: Array) -> tuple[Array, Array]:
-    """``(X, P)`` of a tall stack ``t (..., M, N)``, ``lam`` real of the batch shape.
-
-    ``t`` is scaled so that its entries are at most about 1 (the engine's rule), so
-    ``sigma^2 + lambda^2`` neither overflows nor underflows where it matters.
-    """
-    u, s, vh = xp.linalg.svd(t, full_matrices=False)
-    lam = lam[..., None]
-    d = s * s + lam * lam
-    pos = d > 0
-    safe = xp.where(pos, d, xp.ones_like(d))
-    f = xp.where(pos, s / safe, xp.zeros_like(s))
-    g = xp.where(pos, 1 / safe, xp.zeros_like(s))
-    v = _ct(xp, vh)
-    x = (v * xp.astype(f, t.dtype)[..., None, :]) @ _ct(xp, u)
-    p = (v * xp.astype(g, t.dtype)[..., None, :]) @ vh
-    return x, p
-
-
-def _ct(xp: Any, x: Array) -> Array:
-    x = xp.matrix_transpose(x)
-    return xp.conj(x) if xp.isdtype(x.dtype, "complex floating") else x
 
 
 def damped_jvp(

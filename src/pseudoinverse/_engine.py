@@ -386,13 +386,13 @@ def damped_xp(
 ) -> Any:
     """The damped inverse (or its product with ``B``) on the portable path.
 
-    ``damped_fn`` (default ``_damped.factors_xp``; the adapters pass their
+    ``damped_fn`` (default ``_methods.spectral.damped_factors_xp``; the adapters pass their
     differentiable wrapper) gets the tall orientation ``T`` (``A``, or ``A^H`` when
     wide), scaled by a power of two as ``compute_xp`` does, with ``lambda`` scaled alike
     (``X(c T, c lambda) = X(T, lambda) / c``); ``A`` is then ``X``'s conjugate transpose.
     """
-    from ._damped import factors_xp
     from ._methods.eigh import hermitian_from_lower
+    from ._methods.spectral import damped_factors_xp
 
     a = xp.astype(a, dtype)
     bad = _finite.bad_members(xp, a, hermitian)
@@ -412,7 +412,7 @@ def damped_xp(
     lam = xp.broadcast_to(xp.astype(damping, real), tuple(a.shape[:-2])) * scale
     t = t * xp.astype(scale, t.dtype)[..., None, None]
     if damped_fn is None:
-        x, _ = factors_xp(xp, t, lam)
+        x, _ = damped_factors_xp(xp, t, lam)
     else:
         x, _ = damped_fn(t, lam)
     x = x * xp.astype(scale, x.dtype)[..., None, None]

@@ -25,6 +25,8 @@ perturbation ``eps sigma_max`` of each ``sigma`` moves ``f`` by at most
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from .._tolerance import threshold
@@ -122,3 +124,27 @@ def damped_factors(t: np.ndarray, lam: np.ndarray) -> tuple[np.ndarray, np.ndarr
         g = np.where(d > 0, 1 / np.where(d > 0, d, 1), 0).astype(s.dtype)
     v = _ch(vh)
     return _matrix(u, f, vh, False), (v * g[:, None, :].astype(v.dtype)) @ vh
+
+
+def damped_factors_xp(xp: Any, t: Any, lam: Any) -> tuple[Any, Any]:
+    """``(X, P)`` of a tall stack ``t (..., M, N)``, ``lam`` real of the batch shape.
+
+    ``t`` is scaled so that its entries are at most about 1 (the engine's rule), so
+    ``sigma^2 + lambda^2`` neither overflows nor underflows where it matters.
+    """
+    u, s, vh = xp.linalg.svd(t, full_matrices=False)
+    lam = lam[..., None]
+    d = s * s + lam * lam
+    pos = d > 0
+    safe = xp.where(pos, d, xp.ones_like(d))
+    f = xp.where(pos, s / safe, xp.zeros_like(s))
+    g = xp.where(pos, 1 / safe, xp.zeros_like(s))
+    v = _ct_xp(xp, vh)
+    x = (v * xp.astype(f, t.dtype)[..., None, :]) @ _ct_xp(xp, u)
+    p = (v * xp.astype(g, t.dtype)[..., None, :]) @ vh
+    return x, p
+
+
+def _ct_xp(xp: Any, x: Any) -> Any:
+    x = xp.matrix_transpose(x)
+    return xp.conj(x) if xp.isdtype(x.dtype, "complex floating") else x
