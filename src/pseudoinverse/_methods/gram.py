@@ -60,6 +60,7 @@ import math
 from typing import NamedTuple
 
 import numpy as np
+import scipy.linalg
 from scipy.linalg import blas, lapack
 
 from .certificate import MARGIN, sq_norms
@@ -124,6 +125,9 @@ def _proven_bound(
     return None
 
 
+DIRECT_ESTIMATES = 48  # k up to which _estimates takes eigvalsh (k^3 is cheap there)
+
+
 def _estimates(g: np.ndarray, r: np.ndarray) -> tuple[float, float]:
     """Rayleigh quotients near ``(lambda_min, lambda_max)`` of ``g = R^H R`` by ``STEPS``
     of inverse and power iteration (estimates: step 2 makes them rigorous)."""
@@ -131,6 +135,14 @@ def _estimates(g: np.ndarray, r: np.ndarray) -> tuple[float, float]:
     # overflows in its norms; a non-finite estimate (NaN) makes the caller give up
     wide = np.promote_types(g.dtype, np.float64)
     g, r = g.astype(wide), r.astype(wide)
+    if g.shape[0] <= DIRECT_ESTIMATES:  # small: LAPACK's eigenvalues, cheaper than the
+        # iterations' Python steps (0.36 ms of a 200 x 20 solve); estimates all the same
+        with np.errstate(over="ignore", invalid="ignore"):
+            try:
+                w = scipy.linalg.eigvalsh(g, lower=False, check_finite=False)
+            except (np.linalg.LinAlgError, ValueError):
+                return float("nan"), float("nan")
+        return float(w[0]), float(w[-1])
     (potrs,) = lapack.get_lapack_funcs(("potrs",), (r,))
     (mv,) = blas.get_blas_funcs(("hemv" if np.iscomplexobj(g) else "symv",), (g,))
     v = np.random.default_rng(SEED).standard_normal((g.shape[0], 2)).astype(g.dtype)
