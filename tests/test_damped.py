@@ -269,8 +269,13 @@ def test_check_finite(backend, rng):
     )
     _raises(
         backend,
-        r"^A or B contains NaN or Inf in the matrix at batch index \(1,\)",
+        r"^A contains NaN or Inf in the matrix at batch index \(1,\)",
         lambda: pi.damped_pinv_solve(backend.to(a), 0.5, backend.to(b)),
+    )
+    _raises(  # the first bad member is B's: the error names B
+        backend,
+        r"^B contains NaN or Inf in the matrix at batch index \(2,\)",
+        lambda: pi.damped_pinv_solve(backend.to(np.nan_to_num(a)), 0.5, backend.to(b)),
     )
     x = to_np(backend, pi.damped_pinv(backend.to(a), 0.5, check_finite=False))
     assert np.isnan(x[1]).all() and np.isfinite(x[[0, 2]]).all()

@@ -198,15 +198,16 @@ def _stacks(a: np.ndarray, b: np.ndarray | None, dtype: Any, hermitian: bool, ch
     where ``A`` is read, or anywhere in ``B``); raises for them if ``check_finite``."""
     *batch, m, n = a.shape
     stack = np.ascontiguousarray(a.reshape(-1, m, n), dtype=dtype)
-    bad = _finite.bad_members(np, stack, hermitian)
+    bad_a = bad = _finite.bad_members(np, stack, hermitian)
     rhs = None
     if b is not None:
         # len(stack), not -1: with k = 0 the size is 0 and -1 is ambiguous (NumPy refuses)
         rhs = np.ascontiguousarray(b.reshape(len(stack), m, b.shape[-1]), dtype=dtype)
         if rhs.size:
-            bad = bad | ~np.isfinite(rhs).all(axis=(1, 2))
+            bad = bad | _finite.bad_members(np, rhs, False)
     if check_finite and bad.any():
-        _finite.raise_if_bad(np, bad.reshape(batch), "A or B" if b is not None else "A")
+        first = int(np.argmax(bad))  # the error names the array that is bad there
+        _finite.raise_if_bad(np, bad.reshape(batch), "A" if bad_a[first] else "B")
     return stack, rhs, bad
 
 
@@ -364,7 +365,7 @@ def solve_xp(
     a, b = xp.astype(a, dtype), xp.astype(b, dtype)
     bad_b = ~xp.all(xp.isfinite(b), axis=(-2, -1))
     if check_finite:
-        _finite.raise_if_bad(xp, _finite.bad_members(xp, a, hermitian) | bad_b, "A or B")
+        _finite.raise_if_bad_pair(xp, _finite.bad_members(xp, a, hermitian), bad_b)
     x, rank = pinv_fn(a, atol, rtol, hermitian, method)
     y = _nan_where(xp, bad_b, x @ _finite.zero_bad(xp, b, bad_b))
     return y, xp.where(bad_b, xp.zeros_like(rank), rank)
@@ -398,9 +399,7 @@ def damped_xp(
     bad = _finite.bad_members(xp, a, hermitian)
     bad_b = None if b is None else ~xp.all(xp.isfinite(b), axis=(-2, -1))
     if check_finite:
-        # "A" alone for damped_pinv (no B), as the NumPy path says
-        what = "A" if bad_b is None else "A or B"
-        _finite.raise_if_bad(xp, bad if bad_b is None else bad | bad_b, what)
+        _finite.raise_if_bad_pair(xp, bad, bad_b)
     a = _finite.zero_bad(xp, a, bad)
     if hermitian:
         a = hermitian_from_lower(xp, a)

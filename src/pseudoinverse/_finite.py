@@ -45,7 +45,11 @@ def _bad_members_numpy(a: np.ndarray) -> np.ndarray:
     if flat.dtype.kind == "c":
         flat = flat.view(np.finfo(flat.dtype).dtype)
     with np.errstate(over="ignore", invalid="ignore"):
-        candidate = ~np.isfinite(flat @ np.ones(flat.shape[1], dtype=flat.dtype))
+        if flat.shape[1] <= 4096:  # short rows: one matrix-vector product is fastest
+            sums = flat @ np.ones(flat.shape[1], dtype=flat.dtype)
+        else:  # long rows: NumPy's pairwise sum, no vector of ones as large as a row
+            sums = flat.sum(axis=1)
+        candidate = ~np.isfinite(sums)
     if not candidate.any():
         return candidate
     bad = np.zeros(len(a), dtype=bool)
@@ -68,6 +72,20 @@ def raise_if_bad(xp: Any, bad: Any, what: str = "A") -> None:
     first = int(xp.argmax(flat))
     index = np.unravel_index(first, tuple(bad.shape)) if bad.ndim else ()
     raise np.linalg.LinAlgError(message(tuple(int(i) for i in index), what))
+
+
+def raise_if_bad_pair(xp: Any, bad_a: Any, bad_b: Any) -> None:
+    """``raise_if_bad`` for a solve: the first bad member of ``A`` or ``B`` (both of the
+    batch shape), the error naming the array that is bad there (``A`` where both are)."""
+    if bad_b is None:
+        raise_if_bad(xp, bad_a)
+        return
+    bad = bad_a | bad_b
+    if not bool(xp.any(bad)):
+        return
+    first = int(xp.argmax(xp.reshape(xp.astype(bad, xp.int8), (-1,))))
+    in_a = bool(xp.reshape(xp.broadcast_to(bad_a, bad.shape), (-1,))[first])
+    raise_if_bad(xp, bad, "A" if in_a else "B")
 
 
 def zero_bad(xp: Any, a: Any, bad: Any) -> Any:

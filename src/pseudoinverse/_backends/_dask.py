@@ -18,7 +18,8 @@ from .. import _engine, _finite
 
 def _first_bad(a: Any, b: Any, hermitian: bool) -> Any:
     """The first bad matrix of the whole array, a lazy scalar (-1: none) that every block
-    waits for: the error names it whichever block the scheduler runs first."""
+    waits for: the error names it whichever block the scheduler runs first. Encoded as
+    ``2 * index + (B is bad there and A is not)``, so that the error names the array."""
     import dask.array as da
 
     nb = a.ndim - 2
@@ -27,16 +28,18 @@ def _first_bad(a: Any, b: Any, hermitian: bool) -> Any:
     def bad_block(blk, rhs=None):
         m, n = blk.shape[-2:]
         bad = _finite.bad_members(np, blk.reshape(-1, m, n), hermitian).reshape(blk.shape[:-2])
+        code = bad.astype(np.int8)  # 1: A bad, 2: only B bad, 0: good
         if rhs is not None:
-            bad = bad | ~np.isfinite(rhs).all(axis=(-2, -1))
-        return bad
+            code = np.where(~bad & ~np.isfinite(rhs).all(axis=(-2, -1)), 2, code)
+        return code.astype(np.int8)
 
     args = [a, (*ix, nb, nb + 1)]
     if b is not None:
         args += [b, (*ix, nb, nb + 2)]
-    bad = da.blockwise(bad_block, ix, *args, dtype=bool, concatenate=True)
-    flat = bad.reshape(-1)
-    return da.where(flat.any(), da.argmax(flat), -1)
+    code = da.blockwise(bad_block, ix, *args, dtype=np.int8, concatenate=True)
+    flat = code.reshape(-1)
+    first = da.argmax(flat > 0)
+    return da.where((flat > 0).any(), 2 * first + (flat[first] == 2), -1)
 
 
 def _run(req: Any, fn: Any, parts: tuple[str, ...], extra: dict[str, Any]) -> list[Any]:
@@ -58,11 +61,11 @@ def _run(req: Any, fn: Any, parts: tuple[str, ...], extra: dict[str, Any]) -> li
     ]
     first = _first_bad(a, b, req.hermitian) if req.check_finite else da.from_array(np.asarray(-1))
     batch = req.batch
-    what = "A" if b is None else "A or B"
 
     def block(blk, rhs, first, *vals, part):
         if int(first) >= 0:
-            where = np.unravel_index(int(first), batch)
+            where = np.unravel_index(int(first) // 2, batch)
+            what = "B" if int(first) % 2 else "A"
             raise np.linalg.LinAlgError(_finite.message(tuple(int(i) for i in where), what))
         out = fn(blk, rhs, *vals)
         return out[part] if isinstance(out, tuple) else out

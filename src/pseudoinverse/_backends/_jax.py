@@ -107,9 +107,8 @@ def _check(req: Any, b: Any) -> None:
     if not req.check_finite or _traced(req.a) or (b is not None and _traced(b)):
         return
     bad = _finite.bad_members(jnp, req.a, req.hermitian)
-    if b is not None:
-        bad = bad | ~jnp.all(jnp.isfinite(b), axis=(-2, -1))
-    _finite.raise_if_bad(jnp, bad, "A" if b is None else "A or B")
+    bad_b = None if b is None else ~jnp.all(jnp.isfinite(b), axis=(-2, -1))
+    _finite.raise_if_bad_pair(jnp, bad, bad_b)
 
 
 def _pinv_fn(dtype: Any) -> Any:

@@ -249,8 +249,11 @@ def _times_rhs(x: Any, b: Any, ops: Any) -> Any:
 def _check_rhs(req: Any, b: Any) -> None:
     if req.check_finite:
         with mx.stream(mx.cpu):
-            bad = _bad_members(req.a.astype(req.dtype), req.hermitian) | _bad_rhs(b)
-        _raise_if_bad(bad, "A or B")
+            bad_a = _bad_members(req.a.astype(req.dtype), req.hermitian)
+            bad_b = _bad_rhs(b)
+        values = _concrete(bad_a), _concrete(bad_b)
+        if values[0] is not None and values[1] is not None:  # placeholders cannot raise
+            _finite.raise_if_bad_pair(np, *values)
 
 
 def solve(req: Any) -> tuple[Any, Any, str]:
