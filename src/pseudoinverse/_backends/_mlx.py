@@ -312,7 +312,9 @@ def damped(req: Any) -> Any:
         scale = np.abs(t_np).max(axis=(1, 2), initial=0)
         scale = np.where(scale > 0, np.ldexp(1.0, -np.frexp(np.where(scale > 0, scale, 1))[1]), 1)
         x, p = damped_factors(t_np * scale[:, None, None], lam_np.reshape(-1) * scale)
-        x, p = x * scale[:, None, None], p * (scale * scale)[:, None, None]
+        c = scale[:, None, None]
+        with np.errstate(over="ignore"):  # P = 1/sigma^2 may exceed the range (lambda = 0
+            x, p = x * c, (p * c) * c  # and a tiny sigma): inf only where the value is
         return (
             mx.array(x.reshape(*batch, cols, rows), dtype=req.dtype),
             mx.array(p.reshape(*batch, cols, cols), dtype=req.dtype),
