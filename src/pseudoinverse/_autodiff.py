@@ -90,14 +90,26 @@ def _forward(xp: Any, a: Array, atol: Any, rtol: Any, hermitian: bool, method: s
     )
 
 
-def _forward_numpy(a: Any, atol: Any, rtol: Any, hermitian: bool, method: str) -> tuple:
-    """The forward pass of a plain CPU tensor on the engine's NumPy stacks (zero copy)."""
+def _forward_numpy(
+    a: Any, atol: Any, rtol: Any, hermitian: bool, method: str, bad: Any = None
+) -> tuple:
+    """The forward pass of a plain CPU tensor on the engine's NumPy stacks (zero copy).
+
+    ``bad`` marks the members the adapter replaced by zero matrices (NaN/Inf input):
+    the engine skips them (NaN again for it: a method such as "qr" refuses a zero
+    matrix), and their result is the zero matrix's pseudo-inverse, zero, so that the
+    derivative rules stay finite there (the adapter sets them to NaN afterwards)."""
     import numpy as np
     import torch
 
     from ._engine import compute_numpy
 
     a_np = a.detach().numpy()
+    marks = None if bad is None else bad.detach().cpu().numpy()
+    if marks is not None and marks.any():
+        a_np = np.where(marks[..., None, None], np.nan, a_np)
+    else:
+        marks = None
     x, rank = compute_numpy(
         a_np,
         np.asarray(atol),
@@ -107,6 +119,8 @@ def _forward_numpy(a: Any, atol: Any, rtol: Any, hermitian: bool, method: str) -
         method=method,
         check_finite=False,
     )
+    if marks is not None:
+        x = np.where(marks[..., None, None], 0, x)
     return torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.asarray(rank))
 
 
@@ -114,7 +128,14 @@ def _forward_numpy(a: Any, atol: Any, rtol: Any, hermitian: bool, method: str) -
 
 
 def torch_pinv(
-    a: Any, atol: Any, rtol: Any, *, hermitian: bool, method: str, host: bool = False
+    a: Any,
+    atol: Any,
+    rtol: Any,
+    *,
+    hermitian: bool,
+    method: str,
+    host: bool = False,
+    bad: Any = None,
 ) -> tuple:
     """``(X, rank)``, differentiable in ``a``: the forward pass by the portable core on
     torch ops, or (``host``: a plain CPU tensor) by the engine's NumPy stacks, which
@@ -122,9 +143,10 @@ def torch_pinv(
 
     ``a`` is finite-checked already, in its compute dtype, and Hermitian (the output of
     :func:`~pseudoinverse._methods.eigh.hermitian_from_lower`) when ``hermitian``.
-    ``atol``/``rtol`` are NumPy constants.
+    ``atol``/``rtol`` are NumPy constants; ``bad`` (with ``host``) the members replaced
+    by zeros (:func:`_forward_numpy`).
     """
-    return _torch_function().apply(a, atol, rtol, hermitian, method, host)
+    return _torch_function().apply(a, atol, rtol, hermitian, method, host, bad)
 
 
 @functools.cache
@@ -146,12 +168,12 @@ def _torch_function() -> Any:
         generate_vmap_rule = True  # the forward is plain torch ops (masks, no .item())
 
         @staticmethod
-        def forward(a, atol, rtol, hermitian, method, host):  # type: ignore[override]
+        def forward(a, atol, rtol, hermitian, method, host, bad):  # type: ignore[override]
             if host:
                 # the NumPy engine, as without grad: the same result with or without
                 # grad, alone or in any stack (torch's own batched SVD differs by a
                 # few ulps between a matrix alone and in a stack)
-                return _forward_numpy(a, atol, rtol, hermitian, method)
+                return _forward_numpy(a, atol, rtol, hermitian, method, bad)
             return _forward(xp, a, atol, rtol, hermitian, method)
 
         @staticmethod
@@ -165,10 +187,10 @@ def _torch_function() -> Any:
         @staticmethod
         def backward(ctx, gx, grank):  # type: ignore[override]
             a, x = ctx.saved_tensors
-            return pinv_vjp(a, x, gx, mh), None, None, None, None, None
+            return pinv_vjp(a, x, gx, mh), None, None, None, None, None, None
 
         @staticmethod
-        def jvp(ctx, da, datol, drtol, dherm, dmethod, dhost):  # type: ignore[override]
+        def jvp(ctx, da, datol, drtol, dherm, dmethod, dhost, dbad):  # type: ignore[override]
             a, x = ctx.saved_tensors
             return pinv_jvp(a, x, da, mh), None
 

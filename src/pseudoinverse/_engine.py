@@ -156,11 +156,21 @@ def compute_xp(
     rtol_x = xp.asarray(rtol, dtype=real, device=device)
     scale = _scale_xp(xp, a, real)
     a, atol_x = a * xp.astype(scale, a.dtype)[..., None, None], atol_x * scale
+    a = _flush_subnormal(xp, a, real)
     x, rank = _methods.run_xp(xp, method, a, atol_x, rtol_x, hermitian)
     x = x * xp.astype(scale, x.dtype)[..., None, None]  # pinv(A) = s pinv(s A)
     nan = xp.full_like(x, float("nan"))
     x = xp.where(bad[..., None, None], nan, x)
     return x, xp.where(bad, xp.zeros_like(rank), rank)
+
+
+def _flush_subnormal(xp: Any, a: Any, real: Any) -> Any:
+    """Subnormal entries set to zero: LAPACK's SVD (through torch) returned NaN for a
+    complex64 matrix holding one. After ``_scale_xp`` the largest entry is at least
+    ``2**-E`` (``_SAFE_EXPONENT``), so this perturbs ``A`` by less than ``eps ||A||``
+    relative: within the SVD's own backward error."""
+    tiny = float(xp.finfo(real).smallest_normal)
+    return xp.where(xp.abs(a) < tiny, xp.zeros_like(a), a)
 
 
 def _scale_xp(xp: Any, a: Any, real: Any) -> Any:
@@ -308,6 +318,7 @@ def _damped_good(
 ) -> np.ndarray:
     """Finite stacks through the damped methods, scaled by powers of two where extreme:
     ``damped(s A, s lambda) = damped(A, lambda) / s`` (lambda scales like atol)."""
+    lam_in = lam
     s_a, lam, scale = _scaled(stack, lam, hermitian)
     t = None if rhs is None else _pow2_scale(rhs)
     s_b = rhs if t is None else _times(rhs, t)
@@ -315,6 +326,32 @@ def _damped_good(
     if scale is not None or t is not None:
         ratio = (np.ones(len(s_a)) if scale is None else scale) / (1 if t is None else t)
         xs = _times(np.ascontiguousarray(xs), ratio)
+    if scale is not None:
+        xs = _dominant_damping(stack, lam_in, lam, s_a, rhs, xs, hermitian)
+    return xs
+
+
+def _dominant_damping(stack, lam_in, lam_sc, s_a, rhs, xs, hermitian):
+    """Members whose scaled ``lambda`` dwarfs ``sigma_max`` (by ``2**(p/2)``, ``p`` the
+    precision in bits): the filter ``sigma / (sigma^2 + lambda^2)`` underflows in the
+    scaled space although ``X`` itself need not, so ``X = (A^H / lambda) / lambda`` from
+    the unscaled matrix, exact to ``(sigma_max / lambda)^2 < eps``."""
+    from ._methods.eigh import hermitian_from_lower
+
+    bits = np.finfo(stack.dtype).nmant + 1
+    m, n = stack.shape[1:]
+    amax = np.abs(_real_view(s_a).reshape(len(s_a), -1)).max(axis=1) * np.sqrt(2 * m * n)
+    series = lam_sc > 2.0 ** (bits / 2) * amax
+    if not series.any():
+        return xs
+    a = stack[series]
+    if hermitian:
+        a = hermitian_from_lower(np, a)
+    lam = lam_in[series].astype(np.finfo(stack.dtype).dtype)[:, None, None]
+    with np.errstate(under="ignore"):
+        x = (np.conj(a.transpose(0, 2, 1)) / lam) / lam
+        xs = np.array(xs, copy=True)
+        xs[series] = x if rhs is None else x @ rhs[series]
     return xs
 
 
@@ -408,18 +445,38 @@ def damped_xp(
     t = _ct(xp, a) if wide else a
     real = xp.float32 if dtype in (xp.float32, xp.complex64) else xp.float64
     scale = _scale_xp(xp, t, real)
-    lam = xp.broadcast_to(xp.astype(damping, real), tuple(a.shape[:-2])) * scale
-    t = t * xp.astype(scale, t.dtype)[..., None, None]
+    lam_in = xp.broadcast_to(xp.astype(damping, real), tuple(a.shape[:-2]))
+    lam = lam_in * scale
+    t_in, t = t, _flush_subnormal(xp, t * xp.astype(scale, t.dtype)[..., None, None], real)
     if damped_fn is None:
         x, _ = damped_factors_xp(xp, t, lam)
     else:
         x, _ = damped_fn(t, lam)
     x = x * xp.astype(scale, x.dtype)[..., None, None]
+    # lambda dwarfing sigma_max by 2**(p/2): the scaled filter underflows, X need not
+    # (as _dominant_damping on NumPy stacks): X = (T^H / lambda) / lambda, exact to eps
+    bits = 24 if real == xp.float32 else 53
+    m_t, n_t = t.shape[-2:]
+    amax = xp.max(xp.abs(t), axis=(-2, -1)) * (2.0 * m_t * n_t) ** 0.5
+    series = lam > 2.0 ** (bits / 2) * amax
+    safe = xp.where(lam_in > 0, lam_in, xp.ones_like(lam_in))[..., None, None]
+    x = xp.where(
+        series[..., None, None], _div_real(xp, _div_real(xp, _ct(xp, t_in), safe), safe), x
+    )
     x = _nan_where(xp, bad, _ct(xp, x) if wide else x)
     if b is None:
         return x
     b = xp.astype(b, dtype)
     return _nan_where(xp, bad_b, x @ _finite.zero_bad(xp, b, bad_b))
+
+
+def _div_real(xp: Any, x: Any, r: Any) -> Any:
+    """``x / r`` for a real ``r``, part by part for complex ``x``: XLA's complex division
+    squares the divisor's modulus, which underflows for a tiny ``r`` (0 / 0: NaN)."""
+    if not xp.isdtype(x.dtype, "complex floating"):
+        return x / r
+    re, im = xp.real(x) / r, xp.imag(x) / r
+    return xp.astype(re, x.dtype) + xp.astype(im, x.dtype) * 1j
 
 
 def _ct(xp: Any, x: Any) -> Any:

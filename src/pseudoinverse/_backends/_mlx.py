@@ -310,11 +310,25 @@ def damped(req: Any) -> Any:
         t_np = np.array(t, copy=False).astype(np_dtype).reshape(-1, rows, cols)
         lam_np = np.broadcast_to(np.array(lam, copy=False).astype(np.float64), batch)
         scale = np.abs(t_np).max(axis=(1, 2), initial=0)
-        scale = np.where(scale > 0, np.ldexp(1.0, -np.frexp(np.where(scale > 0, scale, 1))[1]), 1)
+        # 2**-e with max = f 2**e, e clipped so that 2**-e stays finite in the dtype (a
+        # subnormal maximum ends within the normal range), as the engine's _scale_xp
+        emax = 1000 if np_dtype in (np.float64, np.complex128) else 120
+        exponent = np.frexp(np.where(scale > 0, scale, 1))[1]
+        scale = np.where(scale > 0, np.ldexp(1.0, np.clip(-exponent, -emax, emax)), 1)
         x, p = damped_factors(t_np * scale[:, None, None], lam_np.reshape(-1) * scale)
         c = scale[:, None, None]
         with np.errstate(over="ignore"):  # P = 1/sigma^2 may exceed the range (lambda = 0
             x, p = x * c, (p * c) * c  # and a tiny sigma): inf only where the value is
+        # lambda dwarfing sigma_max: the scaled filter underflows (_engine._dominant_damping)
+        lam_flat = lam_np.reshape(-1)
+        bits = np.finfo(np_dtype).nmant + 1
+        amax = np.abs(t_np).max(axis=(1, 2), initial=0) * np.sqrt(2.0 * rows * cols)
+        series = lam_flat * scale > 2.0 ** (bits / 2) * (amax * scale)  # scaled: no overflow
+        if series.any():
+            lam_s = lam_flat[series][:, None, None].astype(x.dtype)
+            with np.errstate(under="ignore", over="ignore"):  # P = I / lambda^2: inf if so
+                x[series] = (np.conj(t_np[series].transpose(0, 2, 1)) / lam_s) / lam_s
+                p[series] = np.eye(cols, dtype=p.dtype) / lam_s / lam_s
         return (
             mx.array(x.reshape(*batch, cols, rows), dtype=req.dtype),
             mx.array(p.reshape(*batch, cols, cols), dtype=req.dtype),

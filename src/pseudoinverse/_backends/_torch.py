@@ -201,5 +201,8 @@ def compute(
     a = _finite.zero_bad(xp, a, bad)  # a where: the gradient at good members stays finite
     if hermitian:
         a = hermitian_part(xp, a)
-    x, rank = torch_pinv(a, atol, rtol, hermitian=hermitian, method=method, host=_on_host(a))
+    host = _on_host(a)
+    x, rank = torch_pinv(
+        a, atol, rtol, hermitian=hermitian, method=method, host=host, bad=bad if host else None
+    )
     return _finite.nan_bad(xp, x, rank, bad)

@@ -55,7 +55,9 @@ def damped_filter(s: np.ndarray, lam: np.ndarray) -> np.ndarray:
     with np.errstate(under="ignore", over="ignore", divide="ignore"):
         denom = safe * (1 + r * r)
         f = np.where(s >= lam, 1 / denom, r / denom)
-    return np.where(big > 0, f, 0).astype(s.dtype)
+    # lambda = 0 and a sigma whose reciprocal overflows: the largest finite value, not
+    # inf (inf * 0 in the products would be NaN where the exact entry is finite)
+    return np.minimum(np.where(big > 0, f, 0), np.finfo(s.dtype).max).astype(s.dtype)
 
 
 def _decompose(a: np.ndarray, hermitian: bool):
@@ -121,7 +123,8 @@ def damped_factors(t: np.ndarray, lam: np.ndarray) -> tuple[np.ndarray, np.ndarr
     lam2 = np.broadcast_to(lam[:, None], s.shape).astype(s.dtype)
     with np.errstate(over="ignore", under="ignore", divide="ignore"):
         d = s * s + lam2 * lam2
-        g = np.where(d > 0, 1 / np.where(d > 0, d, 1), 0).astype(s.dtype)
+        g = np.where(d > 0, 1 / np.where(d > 0, d, 1), 0)
+        g = np.minimum(g, np.finfo(s.dtype).max).astype(s.dtype)  # as damped_filter
     v = _ch(vh)
     return _matrix(u, f, vh, False), (v * g[:, None, :].astype(v.dtype)) @ vh
 
