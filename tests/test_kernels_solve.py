@@ -70,11 +70,15 @@ def test_solve_equals_pinv_times_b(m, n, kind, dtype, rng):
     p, rank_p = pinv_jacobi(a, atol, rtol)
     np.testing.assert_array_equal(rank, rank_p)
     assert x.dtype == a.dtype and x.shape == (count, n, b.shape[2])
-    # both are V diag(f^2) W^H b, rounded in another order: rounding level of |A^+| |b|
+    # both are V diag(f^2) W^H b, rounded in another order: each within p eps kappa_r of
+    # the exact solution (kappa_r of the kept part), relative to |A^+| |b|
     p, b, x = (t.astype(wide(dtype)) for t in (p, b, x))
     scale = np.linalg.norm(p, axis=(1, 2)) * np.linalg.norm(b, axis=(1, 2))
     err = np.linalg.norm(x - p @ b, axis=(1, 2)) / np.maximum(scale, 1e-300)
-    assert err.max() <= 10 * max(m, n) * eps(dtype), err.max()
+    s = np.linalg.svd(a.astype(wide(dtype)), compute_uv=False)
+    kept = np.take_along_axis(s, np.maximum(rank - 1, 0)[:, None], axis=1)[:, 0]
+    kappa = np.where(rank > 0, s[:, 0] / np.where(kept > 0, kept, 1), 1.0)
+    assert np.all(err <= 10 * max(m, n) * eps(dtype) * np.maximum(kappa, 1)), err.max()
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -157,7 +161,15 @@ def test_damping_zero_is_pinv(m, n, dtype, rng):
     a[7, :, 0] = 0
     zeros = np.zeros(100)
     x = damped_jacobi(a, zeros)
-    np.testing.assert_array_equal(x, pinv_jacobi(a, zeros, zeros)[0])
+    # a separately compiled kernel: equal to rounding (the contractions may differ)
+    p0 = pinv_jacobi(a, zeros, zeros)[0].astype(wide(dtype))
+    s = np.linalg.svd(a.astype(wide(dtype)), compute_uv=False)
+    with np.errstate(divide="ignore"):
+        kap = np.where(s[:, -1] > 0, s[:, 0] / s[:, -1], 1.0)
+    good = np.isfinite(kap) & (kap < 1 / (100 * max(m, n) * eps(dtype)))
+    diff = np.linalg.norm(x.astype(wide(dtype)) - p0, axis=(1, 2))
+    rel = diff / np.maximum(np.linalg.norm(p0, axis=(1, 2)), 1e-300)
+    assert np.all(rel[good] <= 10 * max(m, n) * eps(dtype) * kap[good]), rel[good].max()
     # and the reference: well-conditioned Gaussians against numpy's pinv (rcond 0)
     ref = np.linalg.pinv(np.delete(a, [3, 7], 0).astype(wide(dtype)), rcond=0)
     kappa = np.linalg.cond(np.delete(a, [3, 7], 0).astype(wide(dtype)))

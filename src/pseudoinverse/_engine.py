@@ -154,7 +154,9 @@ def compute_xp(
     real = xp.float32 if dtype in (xp.float32, xp.complex64) else xp.float64
     atol_x = xp.asarray(atol, dtype=real, device=device)
     rtol_x = xp.asarray(rtol, dtype=real, device=device)
-    scale = _scale_xp(xp, a, real)
+    # with hermitian, the scale from the part that is read (an unread Inf must not scale)
+    read = _methods.hermitian_from_lower(xp, a) if hermitian else a
+    scale = _scale_xp(xp, read, real)
     a, atol_x = a * xp.astype(scale, a.dtype)[..., None, None], atol_x * scale
     a = _flush_subnormal(xp, a, real)
     x, rank = _methods.run_xp(xp, method, a, atol_x, rtol_x, hermitian)

@@ -206,9 +206,9 @@ def solve_jacobi(
     ``f = 1/sigma`` kept, else 0. Cost: ``O(q (m + n) k)`` per matrix after the sweeps
     instead of ``O(q m n)`` for the matrix and ``O(m n k)`` for the product.
 
-    Accuracy: that of ``pinv_jacobi`` (see the module) applied to ``b``: the error
-    against ``pinv_jacobi(a)[0] @ b`` is at rounding level relative to
-    ``||A^+|| ||b||``; both are within ``O(p eps kappa)`` of the exact solution.
+    Accuracy: that of ``pinv_jacobi`` (see the module) applied to ``b``: both are within
+    ``O(p eps kappa)`` of the exact solution, so of each other (relative to
+    ``||A^+|| ||b||``; rounded in another order, ``f^2 W^H b`` against ``f (f W)^H b``).
 
     Examples
     --------
@@ -240,8 +240,9 @@ def damped_jacobi(
         eigenvalues ``w``.
     damping : ndarray, shape (B,)
         float64 ``lambda >= 0`` (not its square). ``lambda = 0`` gives
-        ``pinv_jacobi(a, 0, 0)``'s bits (a column with ``sigma^2 + lambda^2 == 0``
-        contributes 0, never NaN).
+        ``pinv_jacobi(a, 0, 0)`` to rounding, ``p eps kappa`` (a separately compiled
+        kernel: the bits may differ by its contractions; a column with
+        ``sigma^2 + lambda^2 == 0`` contributes 0, never NaN).
     b : ndarray, shape (B, m, k), optional
         Right-hand sides of ``a``'s dtype: the result is ``X @ b``, computed without
         forming ``X``.
