@@ -79,7 +79,8 @@ def _times(stack: np.ndarray, scale: np.ndarray) -> np.ndarray:
     arithmetic only (a complex product would turn an unread Inf into NaN)."""
     with np.errstate(over="ignore", under="ignore"):  # only if the true value is
         parts = _real_view(stack) * scale[:, None, None]  # out of range; float64: exact
-    return parts.astype(np.finfo(stack.dtype).dtype).view(stack.dtype)
+        # (the cast back too: float32 data meets a float64 scale, inf where out of range)
+        return parts.astype(np.finfo(stack.dtype).dtype).view(stack.dtype)
 
 
 def _in_range(flat: np.ndarray, limit: int) -> bool:
