@@ -28,11 +28,6 @@ from .. import _engine, _finite
 _KEPT = (torch.float32, torch.float64, torch.complex64, torch.complex128)
 
 
-def prepare(a: Any) -> Any:
-    """Materialise lazy conjugation/negation bits so that NumPy sees the real values."""
-    return a.resolve_conj().resolve_neg()
-
-
 def _transformed(a: torch.Tensor) -> bool:
     """Is ``a`` wrapped by a ``torch.func`` transform (grad, vmap, jvp)?"""
     return bool(torch._C._functorch.is_functorch_wrapped_tensor(a))
