@@ -15,7 +15,7 @@ import pytest
 from cases import known_rank, randn, with_singular_values
 
 from pseudoinverse._methods.jacobi import (
-    _gram_damped,
+    gram_damped,
     damped_jacobi,
     pinv_jacobi,
     solve_jacobi,
@@ -222,7 +222,7 @@ def test_gram_route(dtype, rng):
     e = randn(rng, (300, 6, 1), dtype)
     lam = np.full(300, 0.01)
     lam[:100] = rng.choice([0.0, 1e-8, 1e-4], 100)  # the bound fails: Jacobi
-    _, ok = _gram_damped(a, lam, e)
+    _, ok = gram_damped(a, lam, e)
     assert ok[100:].all() and not ok[:100].any()
     xa = damped_jacobi(a, lam, e)
     aw, ew = a.astype(wide(dtype)), e.astype(wide(dtype))

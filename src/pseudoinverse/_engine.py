@@ -239,30 +239,41 @@ def solve_numpy(
 
     As ``compute_numpy``: only good members reach the method, scaled by powers of two
     where extreme (``x = (s / t) solve(s A, t B)``, exact), with the same rank decision.
+    Stacks of small real matrices first try the compiled full-rank route on the raw
+    stack (``_methods.solve_first``: it scales each member itself and refuses non-finite
+    ones); only the members it refuses take the checks and routes below.
     """
-    *batch, _, n = a.shape
+    *batch, m, n = a.shape
     k = b.shape[-1]
+    at, rt = atol.reshape(-1), rtol.reshape(-1)
+    first = None
+    if k and a.size:
+        stack = np.ascontiguousarray(a.reshape(-1, m, n), dtype=dtype)
+        rhs = np.ascontiguousarray(b.reshape(len(stack), m, k), dtype=dtype)
+        first = _methods.solve_first(method, stack, rhs, at, rt, hermitian)
+        if first is not None and first[2].all():
+            return first[0].reshape(*batch, n, k), first[1].reshape(batch)
     stack, rhs, bad = _stacks(a, b, dtype, hermitian, check_finite)
     good = ~bad
-    if k and good.all():  # nothing to mask: the method's arrays are the result
-        xs, rs = _solve_good(stack, rhs, atol.reshape(-1), rtol.reshape(-1), hermitian, method)
+    if first is None and k and good.all():  # nothing to mask: the method's arrays are it
+        xs, rs = _solve_good(stack, rhs, at, rt, hermitian, method)
         return xs.reshape(*batch, n, k), rs.reshape(batch)
-    x = np.full((len(stack), n, k), np.nan, dtype=stack.dtype)
-    rank = np.zeros(len(stack), dtype=np.int64)
+    if first is not None:
+        x, rank, done = first
+        x[bad], rank[bad] = np.nan, 0
+        good &= ~done
+    else:
+        x = np.full((len(stack), n, k), np.nan, dtype=stack.dtype)
+        rank = np.zeros(len(stack), dtype=np.int64)
     if good.any() and k:
         x[good], rank[good] = _solve_good(
-            stack[good],
-            rhs[good],
-            atol.reshape(-1)[good],
-            rtol.reshape(-1)[good],
-            hermitian,
-            method,
+            stack[good], rhs[good], at[good], rt[good], hermitian, method, first is None
         )
     elif good.any():  # k == 0: no columns, but the rank is still A's
         _, rank[good] = compute_numpy(
             stack[good],
-            atol.reshape(-1)[good],
-            rtol.reshape(-1)[good],
+            at[good],
+            rt[good],
             dtype=dtype,
             hermitian=hermitian,
             method=method,
@@ -278,12 +289,14 @@ def _solve_good(
     rtol: np.ndarray,
     hermitian: bool,
     method: str,
+    stacked: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Finite stacks through the method, scaled by powers of two where extreme."""
+    """Finite stacks through the method, scaled by powers of two where extreme
+    (``stacked=False``: the compiled full-rank route already refused them)."""
     s_a, at, scale = _scaled(stack, atol, hermitian)
     t = _pow2_scale(rhs)
     s_b = rhs if t is None else _times(rhs, t)
-    xs, rs = _methods.run_solve_numpy(method, s_a, s_b, at, rtol, hermitian)
+    xs, rs = _methods.run_solve_numpy(method, s_a, s_b, at, rtol, hermitian, stacked)
     if scale is not None or t is not None:
         ratio = (np.ones(len(rhs)) if scale is None else scale) / (1 if t is None else t)
         xs = _times(np.ascontiguousarray(xs), ratio)
@@ -300,24 +313,43 @@ def damped_numpy(
     check_finite: bool,
 ) -> np.ndarray:
     """The damped inverse of ``a (*batch, m, n)`` (``damping`` float64 of the batch
-    shape), or its product with ``b (*batch, m, k)``; bad members get NaN."""
+    shape), or its product with ``b (*batch, m, k)``; bad members get NaN. Stacks of
+    small real matrices first try the compiled routes on the raw stack
+    (``_methods.damped_first``, which scales each member itself and refuses non-finite
+    ones); only the members they refuse take the checks and routes below."""
     *batch, m, n = a.shape
-    stack, rhs, bad = _stacks(a, b, dtype, hermitian, check_finite)
     cols = m if b is None else b.shape[-1]
     lam = np.broadcast_to(damping, batch).reshape(-1)
+    first = None
+    if cols and a.size:
+        stack = np.ascontiguousarray(a.reshape(-1, m, n), dtype=dtype)
+        rhs = None if b is None else np.ascontiguousarray(b.reshape(len(stack), m, cols), dtype)
+        first = _methods.damped_first(stack, lam, rhs, hermitian)
+        if first is not None and first[1].all():
+            return first[0].reshape(*batch, n, cols)
+    stack, rhs, bad = _stacks(a, b, dtype, hermitian, check_finite)
     good = ~bad
-    if cols and good.all():  # nothing to mask: the method's array is the result
+    if first is None and cols and good.all():  # nothing to mask: the method's array is it
         return _damped_good(stack, lam, rhs, hermitian).reshape(*batch, n, cols)
-    x = np.full((len(stack), n, cols), np.nan, dtype=stack.dtype)
+    if first is not None:
+        x, done = first
+        x[bad] = np.nan
+        good &= ~done
+    else:
+        x = np.full((len(stack), n, cols), np.nan, dtype=stack.dtype)
     if good.any() and cols:
         x[good] = _damped_good(
-            stack[good], lam[good], None if rhs is None else rhs[good], hermitian
+            stack[good], lam[good], None if rhs is None else rhs[good], hermitian, first is None
         )
     return x.reshape(*batch, n, cols)
 
 
 def _damped_good(
-    stack: np.ndarray, lam: np.ndarray, rhs: np.ndarray | None, hermitian: bool
+    stack: np.ndarray,
+    lam: np.ndarray,
+    rhs: np.ndarray | None,
+    hermitian: bool,
+    stacked: bool = True,
 ) -> np.ndarray:
     """Finite stacks through the damped methods, scaled by powers of two where extreme:
     ``damped(s A, s lambda) = damped(A, lambda) / s`` (lambda scales like atol)."""
@@ -325,7 +357,7 @@ def _damped_good(
     s_a, lam, scale = _scaled(stack, lam, hermitian)
     t = None if rhs is None else _pow2_scale(rhs)
     s_b = rhs if t is None else _times(rhs, t)
-    xs = _methods.run_damped_numpy(s_a, lam, s_b, hermitian)
+    xs = _methods.run_damped_numpy(s_a, lam, s_b, hermitian, stacked)
     if scale is not None or t is not None:
         ratio = (np.ones(len(s_a)) if scale is None else scale) / (1 if t is None else t)
         xs = _times(np.ascontiguousarray(xs), ratio)

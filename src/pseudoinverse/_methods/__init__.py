@@ -49,7 +49,7 @@ from typing import Any
 
 import numpy as np
 
-from . import batched, jacobi, spectral
+from . import batched, jacobi, spectral, stacked_qr
 from .cholesky import cholesky_inverse, pinv_eigh_one
 from .eigh import hermitian_from_lower, pinv_eigh, pinv_eigh_xp
 from .qr import full_rank_inverse, pinv_qr
@@ -199,10 +199,27 @@ def run_xp(xp: Any, method: str, a: Any, atol: Any, rtol: Any, hermitian: bool) 
 # certified solves); the others ("batched", "qr", "randomized") form A^+ with that method
 # and multiply (documented in ``pinv_solve``).
 def run_solve_numpy(
-    method: str, a: np.ndarray, b: np.ndarray, atol: np.ndarray, rtol: np.ndarray, hermitian: bool
+    method: str,
+    a: np.ndarray,
+    b: np.ndarray,
+    atol: np.ndarray,
+    rtol: np.ndarray,
+    hermitian: bool,
+    stacked: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``pinv(A) @ B`` on finite stacks ``a (B, m, n)``, ``b (B, m, k)``: ``(x, rank)``,
-    with the rank that ``run_numpy`` gives for the same method."""
+    with the rank that ``run_numpy`` gives for the same method (``stacked=False``: skip
+    ``solve_first``'s route, which already refused these members)."""
+    if stacked:
+        first = solve_first(method, a, b, atol, rtol, hermitian)
+        if first is not None:
+            x, rank, ok = first
+            if not ok.all():
+                redo = ~ok
+                x[redo], rank[redo] = run_solve_numpy(
+                    method, a[redo], b[redo], atol[redo], rtol[redo], hermitian, False
+                )
+            return x, rank
     name = choose(method, hermitian, a.shape, a.dtype)
     if name != method:
         _log.debug(
@@ -252,12 +269,22 @@ def _solve_spectral(
 
 
 def run_damped_numpy(
-    a: np.ndarray, lam: np.ndarray, b: np.ndarray | None, hermitian: bool
+    a: np.ndarray, lam: np.ndarray, b: np.ndarray | None, hermitian: bool, stacked: bool = True
 ) -> np.ndarray:
     """The damped inverse (``b is None``) or its product with ``b``, for a finite stack:
-    the compiled kernels for stacks of small matrices, per matrix for large ones
+    the compiled kernels for stacks of small matrices (``damped_first``'s routes unless
+    ``stacked=False``, then Jacobi), per matrix for large ones
     (``solve_large.damped_one``), else the SVD filter (``spectral.damped_svd``)."""
     batch, m, n = a.shape
+    if stacked:
+        first = damped_first(a, lam, b, hermitian)
+        if first is not None:
+            x, ok = first
+            if not ok.all():
+                redo = ~ok
+                sub = None if b is None else b[redo]
+                x[redo] = run_damped_numpy(a[redo], lam[redo], sub, hermitian, False)
+            return x
     if batch >= JACOBI_MIN_BATCH and jacobi.supports(m, n, a.dtype, batch):
         _log.debug("damped: the Jacobi kernel on a %s stack of shape %s", a.dtype, a.shape)
         return jacobi.damped_jacobi(a, lam, b, hermitian=hermitian)
@@ -272,3 +299,50 @@ def run_damped_numpy(
         ]
         return np.stack(parts)
     return spectral.damped_svd(a, lam, b, hermitian=hermitian)
+
+
+def _stacked(a: np.ndarray) -> bool:
+    """Whether the compiled first routes take this stack (real, many small matrices)."""
+    batch, m, n = a.shape
+    return (
+        batch >= JACOBI_MIN_BATCH
+        and jacobi.supports(m, n, a.dtype, batch)
+        and stacked_qr.supports(a.dtype)
+    )
+
+
+def solve_first(
+    method: str, a: np.ndarray, b: np.ndarray, atol: np.ndarray, rtol: np.ndarray, hermitian: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """``"auto"``'s first route for solves on stacks of small real matrices, on a raw
+    (unchecked, unscaled) stack: CholeskyQR2 where full rank is proved
+    (``stacked_qr.solve_qr``). ``(x, rank, ok)``, ``ok`` the members done; ``None``
+    where the route does not apply (another method, dtype or size)."""
+    if method != "auto" or not _stacked(a):
+        return None
+    full = hermitian_from_lower(np, a) if hermitian else a
+    x, ok = stacked_qr.solve_qr(full, b, atol, rtol)
+    _log.debug("solve: CholeskyQR2 proved %d of %d members of full rank", ok.sum(), len(a))
+    return x, np.full(len(a), min(a.shape[1:]), dtype=np.int64), ok
+
+
+def damped_first(
+    a: np.ndarray, lam: np.ndarray, b: np.ndarray | None, hermitian: bool
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The first routes for damped inverses of stacks of small real matrices, on a raw
+    (unchecked, unscaled) stack: float32 by the float64 normal equations where their
+    bound holds (``jacobi.gram_damped``), then CholeskyQR2 where its analysis holds
+    (``stacked_qr.damped_qr``). ``(x, ok)``; ``None`` where they do not apply."""
+    if not _stacked(a):
+        return None
+    if a.dtype == np.float32 and not hermitian:
+        x, ok = jacobi.gram_damped(a, lam, b)
+        if ok.all():
+            return x, ok
+        redo = ~ok
+        sub = None if b is None else b[redo]
+        x[redo], ok[redo] = stacked_qr.damped_qr(a[redo], lam[redo], sub)
+    else:
+        x, ok = stacked_qr.damped_qr(hermitian_from_lower(np, a) if hermitian else a, lam, b)
+    _log.debug("damped: %d of %d members by Gram/CholeskyQR2", ok.sum(), len(a))
+    return x, ok

@@ -305,7 +305,7 @@ def damped_jacobi(
     """
     damping = np.ascontiguousarray(damping, dtype=np.float64)
     if gram and not hermitian and a.dtype in (np.float32, np.complex64):
-        out, ok = _gram_damped(a, damping, b)
+        out, ok = gram_damped(a, damping, b)
         if ok.all():
             return out
         redo = ~ok
@@ -322,15 +322,15 @@ def _realify(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.block([[re, -im], [im, re]]))
 
 
-def _gram_damped(a, damping, b):
+def gram_damped(a, damping, b):
     """The float64 Cholesky route of ``damped_jacobi`` for float32/complex64: ``(out, ok)``."""
-    from .._kernels.damped import gram_damped
+    from .._kernels.damped import gram_damped as kernel
 
     nbatch, m, n = a.shape
     if a.dtype.kind == "c":  # the real kernel on the realified matrix (exact in float32)
         ar = _realify(a)
         br = None if b is None else np.ascontiguousarray(np.concatenate([b.real, b.imag], 1))
-        xr, ok = _gram_damped(ar, damping, br)
+        xr, ok = gram_damped(ar, damping, br)
         if b is None:
             return np.ascontiguousarray(xr[:, :n, :m] + 1j * xr[:, n:, :m]), ok
         return np.ascontiguousarray(xr[:, :n] + 1j * xr[:, n:]), ok
@@ -347,5 +347,5 @@ def _gram_damped(a, damping, b):
         out = np.empty((nbatch, n, b.shape[2]), dtype=a.dtype)
     ok = np.empty(nbatch, dtype=np.bool_)
     limit = _GRAM_LIMIT / np.sqrt(min(m, n))
-    gram_damped(a, b, damping, out, ok, limit)
+    kernel(a, b, damping, out, ok, limit)
     return out, ok
