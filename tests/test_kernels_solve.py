@@ -15,8 +15,8 @@ import pytest
 from cases import known_rank, randn, with_singular_values
 
 from pseudoinverse._methods.jacobi import (
-    gram_damped,
     damped_jacobi,
+    gram_damped,
     pinv_jacobi,
     solve_jacobi,
 )
