@@ -1,6 +1,12 @@
-"""Dask arrays: a lazy result, computed block by block along the batch axes.
+"""Dask arrays: a lazy result, by TSQR for a tall or wide matrix, else block by block.
 
-Each block holds whole matrices (the two matrix axes are made one chunk) and goes
+Routing (``_dask_tsqr.plan``): a 2-D matrix that is not square and is more than one
+chunk goes through TSQR (``_dask_tsqr``), never gathered onto one worker. Stacks
+(``ndim > 2``), square matrices (whose ``R`` would be as large as themselves: gathered,
+up to ``MAX_SIDE``) and single-chunk matrices are computed block by block here; a matrix
+chunked in both matrix axes whose small side exceeds ``MAX_SIDE`` is a ``ValueError``.
+
+On the block path each block holds whole matrices (the two matrix axes are made one chunk) and goes
 through the engine's NumPy path; tolerances, damping and a right-hand side are chunked
 like the batch axes. The result (and the rank) are lazy Dask arrays; ``check_finite``
 raises when the result is computed, naming the first bad matrix's index in the whole
@@ -14,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from .. import _engine, _finite
+from . import _dask_tsqr
 
 
 def _first_bad(a: Any, b: Any, hermitian: bool) -> Any:
@@ -111,6 +118,10 @@ def _opts(req: Any) -> dict[str, Any]:
 def pinv(req: Any) -> tuple[Any, Any, str]:
     from . import _numpy
 
+    t = _dask_tsqr.plan(req)
+    if t is not None:
+        return (*_dask_tsqr.run(req, t, "pinv"), _dask_tsqr.chosen(req))
+
     def fn(blk, _rhs, at, rt):
         return _engine.compute_numpy(blk, at, rt, **_opts(req))
 
@@ -121,6 +132,10 @@ def pinv(req: Any) -> tuple[Any, Any, str]:
 def solve(req: Any) -> tuple[Any, Any, str]:
     from . import _numpy
 
+    t = _dask_tsqr.plan(req)
+    if t is not None:
+        return (*_dask_tsqr.run(req, t, "solve"), _dask_tsqr.chosen(req))
+
     def fn(blk, rhs, at, rt):
         return _engine.solve_numpy(blk, rhs, at, rt, **_opts(req))
 
@@ -129,6 +144,9 @@ def solve(req: Any) -> tuple[Any, Any, str]:
 
 
 def damped(req: Any) -> Any:
+    t = _dask_tsqr.plan(req)
+    if t is not None:
+        return _dask_tsqr.run(req, t, "damped")[0]
     opts = {k: v for k, v in _opts(req).items() if k != "method"}
 
     def fn(blk, rhs, lam):
