@@ -14,7 +14,7 @@ The orthogonal factor, not the normal equations, carries the product: the error 
 of a backward-stable QR, ``O(u kappa_lambda)``, where ``Z = W R1^{-1} R1^{-T}`` (one
 Cholesky, the normal equations) errs by ``u kappa_lambda^2``. A lane is done (``ok``)
 only where the CholeskyQR2 analysis holds (Yamamoto, Nakatsukasa, Yanagisawa and
-Fukaya, ETNA 44, 2015: ``8 kappa(C)^2 ((p + s) s + s (s + 1)) u <= 1``), from
+Fukaya, ETNA 44, 2015: ``8 kappa(C)^2 ((p + s) s + s (s + 1)) u <= 1``; we ask ``<= 1/2``), from
 ``kappa(C)^2 <= (||W||_F^2 + lam^2) / lam^2`` a priori (``lam > 0``) or
 ``||R1||_F ||R1^{-1}||_F`` a posteriori (``lam = 0``), and, for ``lam = 0``, where
 ``sigma_min(W)`` provably exceeds the lane's tolerance ``max(atol, rtol sigma_max)``
