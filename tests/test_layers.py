@@ -22,7 +22,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1] / "src" / "pseudoinverse"
 LAYERS = [
     ("", "__init__", "__main__", "_cli", "_cli_io", "_cli_checks", "_cli_solve"),
-    ("_api",),
+    ("_api", "_operator"),
     ("_validate",),
     ("_backends",),
     ("_autodiff", "_damped"),

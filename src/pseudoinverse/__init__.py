@@ -16,13 +16,16 @@ from ._api import (
     pinv_solve,
     pinverse,
 )
+from ._operator import ConvergenceWarning, pinv_operator
 
 __all__ = [
+    "ConvergenceWarning",
     "PinvResult",
     "SolveResult",
     "damped_pinv",
     "damped_pinv_solve",
     "pinv",
+    "pinv_operator",
     "pinv_solve",
     "pinverse",
 ]

@@ -1,0 +1,273 @@
+"""Block LSMR: LSMR for k right-hand sides in lockstep, one matrix product per step.
+
+LSMR (Fong and Saunders, SIAM J. Sci. Comput. 33, 2011) solves
+``min |A x - b|^2 + damp^2 |x|^2``; started from ``x = 0`` its iterates lie in the
+Krylov space of ``A^H A`` on ``A^H b``, inside the row space of ``A``, so the limit is
+the minimum-norm least-squares solution ``pinv(A) b`` (rank-deficient ``A`` included).
+
+This is SciPy's ``scipy.sparse.linalg.lsmr`` (``_isolve/lsmr.py``) rewritten for a block
+``B`` of shape ``(m, k)``: the same recurrences and stopping rules, with every scalar
+of the recurrence a length-k vector (one entry per column) and the Golub–Kahan vectors
+``U (m, k)`` and ``V (n, k)`` updated by one product ``A @ V`` and one ``A^H @ U`` per
+step instead of k matrix-vector products (a sparse matrix is then read once per step,
+not k times). A column that meets its stopping rule is frozen: its result and
+diagnostics are stored and it leaves the active block, so later products are narrower.
+
+Columns do not interact: column j follows exactly the recurrence that ``lsmr(A, B[:, j])``
+follows, up to the rounding of the products and norms (a block product may sum in
+another order), so it stops at the same step or one step apart, with the same answer to
+the stopping tolerances.
+
+Only NumPy here: the caller passes the two products as functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import numpy as np
+
+# SciPy's lsmr messages, indexed by istop (``_isolve/lsmr.py``).
+STOP_REASONS = (
+    "x = 0 is the exact solution (b = 0 or A^H b = 0)",
+    "Ax - b is small enough, given atol, btol",
+    "the least-squares solution is good enough, given atol",
+    "the estimate of cond(A) has exceeded conlim",
+    "Ax - b is small enough for this machine",
+    "the least-squares solution is good enough for this machine",
+    "cond(A) seems to be too large for this machine",
+    "the iteration limit has been reached",
+)
+# istop values that do not certify the tolerances: the answer may be far from pinv(A) b.
+NOT_CONVERGED = (3, 6, 7)
+
+Product = Callable[[np.ndarray, np.ndarray], None]
+
+
+class LSMRInfo(NamedTuple):
+    """Per-column diagnostics of one block LSMR solve (SciPy's lsmr outputs, as arrays).
+
+    Each field has one entry per right-hand side: ``istop`` (the stop reason, an index
+    into ``STOP_REASONS``), ``itn`` (iterations), ``normr`` (estimate of
+    ``|b - A x|``, damped: ``sqrt(|b - A x|^2 + damp^2 |x|^2)``), ``normar`` (of
+    ``|A^H (b - A x) - damp^2 x|``), ``norma`` (of the Frobenius norm of
+    ``[A; damp I]``), ``conda`` (of its condition number) and ``normx`` (``|x|``).
+    """
+
+    istop: np.ndarray
+    itn: np.ndarray
+    normr: np.ndarray
+    normar: np.ndarray
+    norma: np.ndarray
+    conda: np.ndarray
+    normx: np.ndarray
+
+
+def column_norms(a: np.ndarray) -> np.ndarray:
+    """The 2-norm of each column of a C-contiguous ``(p, k)`` array, as float64."""
+    real = a.view(a.real.dtype) if a.dtype.kind == "c" else a  # (p, 2k): re, im interleaved
+    sq = np.einsum("ij,ij->j", real, real)
+    if a.dtype.kind == "c":
+        sq = sq.reshape(-1, 2).sum(axis=1)
+    out = np.sqrt(sq, dtype=np.float64)
+    if not np.isfinite(out).all():  # squares overflowed (entries beyond 1e154): scaled norm
+        out = np.linalg.norm(a, axis=0).astype(np.float64)
+    return out
+
+
+def sym_ortho(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """SciPy's ``_sym_ortho`` (a stable Givens rotation ``c, s, r``) on arrays."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        big_b = np.abs(b) > np.abs(a)
+        tau = np.where(big_b, a / b, b / a)
+        q = 1 / np.sqrt(1 + tau * tau)
+        s_b = np.sign(b) * q
+        c_a = np.sign(a) * q
+        c = np.where(big_b, s_b * tau, c_a)
+        s = np.where(big_b, s_b, c_a * tau)
+        r = np.where(big_b, b / s_b, a / c_a)
+    zero_b, zero_a = b == 0, a == 0
+    c = np.where(zero_b, np.sign(a), np.where(zero_a, 0.0, c))
+    s = np.where(zero_b, 0.0, np.where(zero_a, np.sign(b), s))
+    r = np.where(zero_b, np.abs(a), np.where(zero_a, np.abs(b), r))
+    return c, s, r
+
+
+# The per-column scalars of the recurrence (SciPy's names), compacted with the block.
+_SCALARS = (
+    "alpha", "beta", "zetabar", "alphabar", "rho", "rhobar", "cbar", "sbar", "betadd",
+    "betad", "rhodold", "tautildeold", "thetatilde", "zeta", "d", "norma2", "maxrbar",
+    "minrbar", "normb", "cols",
+)  # fmt: skip
+_BLOCKS = ("u", "v", "h", "hbar", "x")
+
+
+def lsmr_block(
+    matmat_add: Product,
+    rmatmat_add: Product,
+    b: np.ndarray,
+    n: int,
+    *,
+    damp: float = 0.0,
+    atol: float = 1e-6,
+    btol: float = 1e-6,
+    conlim: float = 1e8,
+    maxiter: int | None = None,
+) -> tuple[np.ndarray, LSMRInfo]:
+    """Solve ``min |A x_j - b_j|^2 + damp^2 |x_j|^2`` for every column of ``b``, from zero.
+
+    Parameters
+    ----------
+    matmat_add, rmatmat_add : callable
+        ``(V, out)`` with ``V (n, p)``, ``out (m, p)``: ``out += A @ V``; and ``(U, out)``
+        with ``U (m, p)``, ``out (n, p)``: ``out += A^H @ U``; for any ``p <= k``, on
+        C-contiguous blocks of ``b``'s dtype (adding in place saves a pass over ``out``).
+    b : ndarray, shape (m, k)
+        The right-hand sides, C-contiguous, of the working dtype (float64 or complex128).
+    n : int
+        Columns of ``A``.
+    damp, atol, btol, conlim, maxiter
+        As in ``scipy.sparse.linalg.lsmr`` (``maxiter=None``: ``min(m, n)``).
+
+    Returns
+    -------
+    x : ndarray, shape (n, k)
+    info : LSMRInfo
+    """
+    m, k = b.shape
+    maxiter = min(m, n) if maxiter is None else maxiter
+    ctol = 1 / conlim if conlim > 0 else 0.0
+    x_out = np.zeros((n, k), dtype=b.dtype)
+    info = {f: np.zeros(k) for f in LSMRInfo._fields}
+    info["istop"] = np.zeros(k, dtype=np.int64)
+    info["itn"] = np.zeros(k, dtype=np.int64)
+
+    s = _State()
+    s.normb = column_norms(b)
+    s.beta = s.normb.copy()
+    s.u = b.copy()  # kept unnormalised: u = u_raw / beta, scaled where it is used
+    s.v = np.zeros((n, k), dtype=b.dtype)
+    rmatmat_add(s.u, s.v)
+    s.v *= _safe_inverse(s.beta)
+    s.alpha = column_norms(s.v)
+    s.v *= _safe_inverse(s.alpha)
+    ones, zeros = np.ones(k), np.zeros(k)
+    s.zetabar, s.alphabar = s.alpha * s.beta, s.alpha.copy()
+    s.rho, s.rhobar, s.cbar, s.sbar = ones.copy(), ones.copy(), ones.copy(), zeros.copy()
+    s.h, s.hbar, s.x = s.v.copy(), np.zeros_like(s.v), np.zeros_like(s.v)
+    s.betadd, s.betad, s.rhodold = s.beta.copy(), zeros.copy(), ones.copy()
+    s.tautildeold, s.thetatilde, s.zeta, s.d = zeros.copy(), zeros.copy(), zeros.copy(), zeros
+    s.norma2, s.maxrbar, s.minrbar = s.alpha**2, zeros.copy(), np.full(k, 1e100)
+    s.cols = np.arange(k)
+    info["normr"], info["normar"] = s.beta.copy(), s.zetabar.copy()
+    info["norma"], info["conda"] = np.sqrt(s.norma2), ones.copy()
+    # zetabar = |A^H b| |b| = 0: x = 0 is exact (istop 0), as SciPy returns before iterating
+    s.compact(s.zetabar != 0)
+
+    itn = 0
+    while s.cols.size and itn < maxiter:
+        itn += 1
+        # SciPy's u = A v - alpha u on the unnormalised u (u_raw = beta u): one in-place
+        # scaling and a product that adds into it, no temporary (m, k) block
+        s.u *= -s.alpha * _safe_inverse(s.beta)
+        matmat_add(s.v, s.u)
+        s.beta = column_norms(s.u)
+        pos = s.beta > 0
+        # v = A^H u - beta v with u = u_raw / beta: (A^H u_raw - beta^2 v) / beta; where
+        # beta = 0 (u = 0) the factors are 1 and v stays, as SciPy leaves v and alpha
+        s.v *= np.where(pos, -s.beta * s.beta, 1.0)
+        rmatmat_add(s.u, s.v)
+        s.v *= _safe_inverse(s.beta)
+        alpha = column_norms(s.v)
+        s.alpha = np.where(pos, alpha, s.alpha)
+        s.v *= np.where(pos, _safe_inverse(alpha), 1.0)
+
+        chat, shat, alphahat = sym_ortho(s.alphabar, np.full_like(s.alpha, damp))
+        rhoold = s.rho
+        c, sn, s.rho = sym_ortho(alphahat, s.beta)
+        thetanew = sn * s.alpha
+        s.alphabar = c * s.alpha
+        rhobarold, zetaold = s.rhobar, s.zeta
+        thetabar = s.sbar * s.rho
+        rhotemp = s.cbar * s.rho
+        s.cbar, s.sbar, s.rhobar = sym_ortho(s.cbar * s.rho, thetanew)
+        s.zeta = s.cbar * s.zetabar
+        s.zetabar = -s.sbar * s.zetabar
+        s.hbar *= -(thetabar * s.rho / (rhoold * rhobarold))
+        s.hbar += s.h
+        s.x += (s.zeta / (s.rho * s.rhobar)) * s.hbar
+        s.h *= -(thetanew / s.rho)
+        s.h += s.v
+
+        # the estimate of |r| (SciPy's second set of rotations)
+        betaacute = chat * s.betadd
+        betacheck = -shat * s.betadd
+        betahat = c * betaacute
+        s.betadd = -sn * betaacute
+        thetatildeold = s.thetatilde
+        ctildeold, stildeold, rhotildeold = sym_ortho(s.rhodold, thetabar)
+        s.thetatilde = stildeold * s.rhobar
+        s.rhodold = ctildeold * s.rhobar
+        s.betad = -stildeold * s.betad + ctildeold * betahat
+        s.tautildeold = (zetaold - thetatildeold * s.tautildeold) / rhotildeold
+        taud = (s.zeta - s.thetatilde * s.tautildeold) / s.rhodold
+        s.d = s.d + betacheck * betacheck
+        normr = np.sqrt(s.d + (s.betad - taud) ** 2 + s.betadd * s.betadd)
+        s.norma2 = s.norma2 + s.beta * s.beta
+        norma = np.sqrt(s.norma2)
+        s.norma2 = s.norma2 + s.alpha * s.alpha
+        s.maxrbar = np.maximum(s.maxrbar, rhobarold)
+        if itn > 1:
+            s.minrbar = np.minimum(s.minrbar, rhobarold)
+        conda = np.maximum(s.maxrbar, rhotemp) / np.minimum(s.minrbar, rhotemp)
+
+        normar = np.abs(s.zetabar)
+        normx = column_norms(s.x)
+        istop = _stop(itn, maxiter, normr, normar, norma, conda, normx, s.normb,
+                      atol, btol, ctol)  # fmt: skip
+        done = istop > 0
+        if done.any():
+            idx = s.cols[done]
+            x_out[:, idx] = s.x[:, done]
+            for name, value in (("istop", istop), ("normr", normr), ("normar", normar),
+                                ("norma", norma), ("conda", conda), ("normx", normx)):  # fmt: skip
+                info[name][idx] = value[done]
+            info["itn"][idx] = itn
+            s.compact(~done)
+    return x_out, LSMRInfo(**info)
+
+
+def _stop(itn, maxiter, normr, normar, norma, conda, normx, normb, atol, btol, ctol):
+    """SciPy's istop for each column: the last test that holds in SciPy's order wins."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        test1 = normr / normb
+        prod = norma * normr
+        test2 = np.where(prod != 0, normar / np.where(prod != 0, prod, 1), np.inf)
+        test3 = 1 / conda
+        t1 = test1 / (1 + norma * normx / normb)
+        rtol = btol + atol * norma * normx / normb
+    istop = np.zeros(normr.shape, dtype=np.int64)
+    tests = ((7, np.full(normr.shape, itn >= maxiter)), (6, 1 + test3 <= 1),
+             (5, 1 + test2 <= 1), (4, 1 + t1 <= 1), (3, test3 <= ctol),
+             (2, test2 <= atol), (1, test1 <= rtol))  # fmt: skip
+    for code, holds in tests:
+        istop = np.where(holds, code, istop)
+    return istop
+
+
+def _safe_inverse(t: np.ndarray) -> np.ndarray:
+    """``1 / t`` where ``t > 0``, else 1 (a zero column stays zero)."""
+    return 1 / np.where(t > 0, t, 1.0)
+
+
+class _State:
+    """The active columns' vectors and scalars; ``compact`` drops the frozen ones."""
+
+    def compact(self, keep: np.ndarray) -> None:
+        if keep.all():
+            return
+        for name in _SCALARS:
+            setattr(self, name, getattr(self, name)[keep])
+        for name in _BLOCKS:
+            setattr(self, name, np.ascontiguousarray(getattr(self, name)[:, keep]))
