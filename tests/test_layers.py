@@ -21,7 +21,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1] / "src" / "pseudoinverse"
 LAYERS = [
-    ("", "__init__", "__main__", "_cli", "_cli_io", "_cli_checks", "_cli_solve"),
+    ("", "__init__", "__main__", "_cli", "_cli_io", "_cli_checks", "_cli_solve", "_cli_sparse"),
     ("_api", "_operator"),
     ("_validate",),
     ("_backends",),

@@ -64,6 +64,8 @@ from ._cli_io import (
 )
 from ._cli_solve import PLOT_ERROR as PLOT_ERROR  # the hint, importable from here too
 from ._cli_solve import check_options, compute, output_shape, summary
+from ._cli_sparse import check_maxiter, wanted
+from ._cli_sparse import solve as sparse_solve
 
 TWO_D_ONLY = (".csv", ".txt", ".mtx")
 PROGRESS_DELAY = 1.0  # seconds of work before a progress bar appears (tqdm's delay)
@@ -113,6 +115,18 @@ def _parser() -> _Parser:
         "without forming pinv(A) (pseudoinverse.pinv_solve)",
     )
     p.add_argument("--rhs-key", metavar="NAME", help="the array to read from an .npz --rhs file")
+    p.add_argument(
+        "--maxiter",
+        type=int,
+        metavar="N",
+        help="with --rhs and a sparse (Matrix Market coordinate) INPUT, which is solved by "
+        "LSMR without densifying: at most N iterations (default max(2 min(m, n), 20))",
+    )
+    p.add_argument(
+        "--dense",
+        action="store_true",
+        help="read a sparse .mtx INPUT densely and solve by the SVD route even with --rhs",
+    )
     p.add_argument(
         "--damping",
         type=float,
@@ -255,7 +269,11 @@ def _run(args: argparse.Namespace, progress: _Progress) -> str:
     begin = time.perf_counter()
     out_suffix = check_options(args)
     progress.stage("read")
-    a = _check_data(read_matrix(args.input, args.key), args.input, args.hermitian)
+    a = read_matrix(args.input, args.key, sparse=wanted(args))
+    sparse = not isinstance(a, np.ndarray)  # a coordinate .mtx with --rhs: never densified
+    check_maxiter(args, sparse)
+    if not sparse:
+        a = _check_data(a, args.input, args.hermitian)
     b = None
     if args.rhs is not None:
         b = check_data(read_matrix(args.rhs, args.rhs_key, "--rhs-key", "--rhs"), args.rhs, 1)
@@ -266,7 +284,11 @@ def _run(args: argparse.Namespace, progress: _Progress) -> str:
         raise BadInput(f"{out_suffix} holds one matrix; a result of shape {shape} needs .npy/.npz")
 
     progress.stage("pinv")
-    if b is None and args.damping is None:
+    if sparse:
+        x, lines, seconds = sparse_solve(args, a, b)
+        progress.stage("checks")
+        label = "solve (sparse LSMR)"
+    elif b is None and args.damping is None:
         x, ranks, seconds, lines, sp = _pinv_summary(args, a, progress)
         label = "pinv"
     else:

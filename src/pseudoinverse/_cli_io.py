@@ -63,8 +63,13 @@ def suffix_of(path: str, what: str) -> str:
 # --- reading ---------------------------------------------------------------------------
 
 
-def read_matrix(path: str, key: str | None, flag: str = "--key", what: str = "input") -> np.ndarray:
-    """The array in ``path`` (any of ``FORMATS``; ``key``, from ``flag``, picks an .npz's)."""
+def read_matrix(path: str, key: str | None, flag: str = "--key", what: str = "input",
+                sparse: bool = False) -> Any:  # fmt: skip
+    """The array in ``path`` (any of ``FORMATS``; ``key``, from ``flag``, picks an .npz's).
+
+    With ``sparse``, a Matrix Market ``coordinate`` file gives a ``scipy.sparse.coo_array``
+    (never densified); every other file, an ndarray as without it.
+    """
     suffix = suffix_of(path, what)
     if key is not None and suffix != ".npz":
         raise BadInput(f"{flag} is for .npz {what}, got {show(path)}")
@@ -87,7 +92,7 @@ def read_matrix(path: str, key: str | None, flag: str = "--key", what: str = "in
         if suffix == ".npz":
             return _read_npz(data, key, flag)
         if suffix == ".mtx":
-            return parse_matrix_market(data)
+            return parse_matrix_market(data, sparse)
         return _read_text(data, "," if suffix == ".csv" else None)
     except BadInput as err:
         raise BadInput(f"cannot read {show(path)}: {err}") from None
@@ -201,8 +206,9 @@ def _line_pattern(tokens: list[str]) -> re.Pattern[str]:
     return re.compile(rf"[ \t]*{body}[ \t]*\r?", re.ASCII)  # ASCII: no Arabic digit as \d
 
 
-def parse_matrix_market(data: bytes | str) -> np.ndarray:
-    """A Matrix Market file's matrix as a dense array, read strictly.
+def parse_matrix_market(data: bytes | str, sparse: bool = False) -> Any:
+    """A Matrix Market file's matrix as a dense array (``sparse``: a ``coordinate`` one as
+    a ``scipy.sparse.coo_array`` of any size), read strictly.
 
     Formats ``array`` (dense, column-major) and ``coordinate`` (1-based ``i j value``);
     fields ``real``/``integer``/``complex``/``pattern``; symmetries ``general``,
@@ -248,7 +254,8 @@ def parse_matrix_market(data: bytes | str) -> np.ndarray:
     m, n, *nnz = (int(v) for v in match.groups())
     if symmetry != "general" and m != n:
         raise _MMError(size_line, f"a {symmetry} matrix must be square, got {m} x {n}")
-    if m * n > MAX_DENSE_ENTRIES or max(m, n) > MAX_DENSE_ENTRIES:
+    sparse = sparse and fmt == "coordinate"
+    if max(m, n) > MAX_DENSE_ENTRIES or (m * n > MAX_DENSE_ENTRIES and not sparse):
         raise _MMError(size_line, f"{m} x {n} is too large for a dense pseudo-inverse")
     if fmt == "array":
         expected = {"general": m * n, "skew-symmetric": n * (n - 1) // 2}.get(
@@ -272,7 +279,7 @@ def parse_matrix_market(data: bytes | str) -> np.ndarray:
     table = np.array(numbers, dtype=str).reshape(expected, len(tokens))
     if fmt == "array":
         return _dense(table, field, symmetry, m, n, found)
-    return _coordinate(table, field, symmetry, m, n, found)
+    return _coordinate(table, field, symmetry, m, n, found, sparse)
 
 
 def _entry_problem(text: str, width: int, field: str) -> str:
@@ -305,7 +312,7 @@ def _dense(table, field, symmetry, m, n, found) -> np.ndarray:
     return _mirror(values, rows, cols, symmetry, n, found)
 
 
-def _coordinate(table, field, symmetry, m, n, found) -> np.ndarray:
+def _coordinate(table, field, symmetry, m, n, found, sparse=False) -> Any:
     index = np.array([int(v) if len(v) < 19 else 2**62 for v in table[:, :2].ravel()], np.int64)
     rows, cols = index.reshape(-1, 2).T - 1  # 1-based in the file; huge ones: out of range
     bad = np.flatnonzero((rows < 0) | (rows >= m) | (cols < 0) | (cols >= n))
@@ -313,6 +320,8 @@ def _coordinate(table, field, symmetry, m, n, found) -> np.ndarray:
         i, j = table[bad[0], :2]
         raise _MMError(found[bad[0]], f"index ({i}, {j}) is outside the {m} x {n} matrix")
     values = _values(table[:, 2:], field, found)
+    if sparse and symmetry == "general":
+        return _coo(values, rows, cols, m, n)
     if symmetry == "general":
         a = np.zeros((m, n), dtype=_DTYPES[field])
         np.add.at(a, (rows, cols), values)  # repeated entries add up, as in scipy.io.mmread
@@ -323,14 +332,34 @@ def _coordinate(table, field, symmetry, m, n, found) -> np.ndarray:
         where = "on or above" if symmetry == "skew-symmetric" else "above"
         raise _MMError(found[above[0]], f"entry ({i}, {j}) is {where} the diagonal of a "
                        f"{symmetry} matrix, which stores only the lower triangle")  # fmt: skip
+    if sparse:
+        _real_diagonal(values, rows, cols, symmetry, found)
+        strict = rows != cols
+        mirrored = {"symmetric": values, "skew-symmetric": -values, "hermitian": np.conj(values)}
+        return _coo(np.concatenate([values, mirrored[symmetry][strict]]),
+                    np.concatenate([rows, cols[strict]]), np.concatenate([cols, rows[strict]]),
+                    n, n)  # fmt: skip
     return _mirror(values, rows, cols, symmetry, n, found)
+
+
+def _coo(values: np.ndarray, rows: np.ndarray, cols: np.ndarray, m: int, n: int) -> Any:
+    """The sparse matrix, repeated entries summed as in scipy.io.mmread (lazy SciPy)."""
+    import scipy.sparse
+
+    a = scipy.sparse.coo_array((values, (rows, cols)), shape=(m, n))
+    a.sum_duplicates()
+    return a
+
+
+def _real_diagonal(values, rows, cols, symmetry, found) -> None:
+    diagonal = np.flatnonzero((rows == cols) & (np.imag(values) != 0))
+    if symmetry == "hermitian" and diagonal.size:
+        raise _MMError(found[diagonal[0]], "a hermitian matrix has a real diagonal")
 
 
 def _mirror(values, rows, cols, symmetry, n, found) -> np.ndarray:
     """The full matrix from its lower triangle's entries (summed where repeated)."""
-    diagonal = np.flatnonzero((rows == cols) & (np.imag(values) != 0))
-    if symmetry == "hermitian" and diagonal.size:
-        raise _MMError(found[diagonal[0]], "a hermitian matrix has a real diagonal")
+    _real_diagonal(values, rows, cols, symmetry, found)
     low = np.zeros((n, n), dtype=values.dtype)
     np.add.at(low, (rows, cols), values)
     strict = np.tril(low, -1)
