@@ -21,7 +21,8 @@ Fukaya, ETNA 44, 2015: ``8 kappa(C)^2 ((p + s) s + s (s + 1)) u <= 1``; we ask `
 (then the rank is ``s`` on any backward-stable SVD too). Other lanes (and non-finite
 ones) get ``ok = False`` and harmless stand-in data; the caller redoes them.
 
-Every lane is scaled by a power of two (exact) so that its largest entry lies in
+Every lane whose largest entry is outside ``[2**-200, 2**200]`` is scaled by a power of
+two (exact) so that it lies in
 ``[1/2, 1)``, ``lam``, ``atol`` and ``b`` alike; float32 data is computed in float64
 and rounded once at the end.
 """
@@ -40,6 +41,16 @@ _U = 2.0**-53
 
 
 @njit(**OPTS)
+def _pow2(big):
+    """1 where ``big`` (a lane's largest magnitude, > 0) lies in ``[2**-200, 2**200]``
+    (squares and sums of up to 1e10 of them stay clear of overflow and underflow), else
+    ``2**-e`` with ``big = f 2**e``, ``f`` in [1/2, 1): the scaled maximum is in [1/2, 1)."""
+    if 2.0**-200 <= big <= 2.0**200:
+        return 1.0
+    return math.ldexp(1.0, -math.frexp(big)[1])
+
+
+@njit(**OPTS)
 def _chol(G, R, inv, good, s, blk):
     """Upper Cholesky ``G = R^T R`` of the upper triangles ``G[i, j, k]`` (``i <= j``),
     ``inv[j] = 1 / R[j, j]``; a non-positive pivot clears ``good`` (stand-in pivot 1)."""
@@ -52,14 +63,17 @@ def _chol(G, R, inv, good, s, blk):
                     R[i, j, k] -= R[t, i, k] * R[t, j, k]
             for k in range(blk):
                 R[i, j, k] *= inv[i, k]
+        d = R[j, j]  # the pivots, lane by lane (no inner loop: SIMD across the lanes)
         for k in range(blk):
-            d = G[j, j, k]
-            for t in range(j):
-                d -= R[t, j, k] * R[t, j, k]
-            pos = d > 0.0
-            good[k] = good[k] and pos
-            r = math.sqrt(d) if pos else 1.0
-            R[j, j, k] = r
+            d[k] = G[j, j, k]
+        for t in range(j):
+            for k in range(blk):
+                d[k] -= R[t, j, k] * R[t, j, k]
+        for k in range(blk):
+            pos = d[k] > 0.0
+            good[k] = good[k] & pos
+            r = math.sqrt(d[k] if pos else 1.0)
+            d[k] = r
             inv[j, k] = 1.0 / r
 
 
@@ -104,46 +118,54 @@ def cholqr_apply(a, b, lam, atol, rtol, damped, out, ok, blk):
     inv2 = np.zeros((s, blk))
     sc = np.ones(blk)
     tb = np.ones(blk)
+    mx = np.zeros(blk)
+    mb = np.zeros(blk)
+    nz = np.zeros(blk)
     l2 = np.zeros(blk)
     fro = np.zeros(blk)
     good = np.zeros(blk, np.bool_)
     for b0 in range(0, nbatch, blk):
         nb = min(blk, nbatch - b0)
-        for k in range(blk):  # each lane's scale: its largest entry in [1/2, 1)
-            big = 0.0
-            zero = 0.0  # stays 0 unless an entry is NaN or Inf (0 * Inf is NaN)
-            if k < nb:
-                for i in range(m):
-                    for j in range(n):
-                        x = abs(a[b0 + k, i, j])
-                        big = max(big, x)
-                        zero += x * 0.0
-            good[k] = zero == 0.0 and big > 0.0 and k < nb
-            sc[k] = math.ldexp(1.0, -math.frexp(big)[1]) if good[k] else 1.0
-            if kk > 0:
-                bbig = 0.0
-                if k < nb:
-                    for i in range(m):
-                        for c in range(kk):
-                            x = abs(b[b0 + k, i, c])
-                            bbig = max(bbig, x)
-                            zero += x * 0.0
-                good[k] = good[k] and zero == 0.0
-                tb[k] = math.ldexp(1.0, -math.frexp(bbig)[1]) if good[k] and bbig > 0 else 1.0
-        for k in range(nb):  # W (p x s), scaled; a stand-in lane is zero
-            f = sc[k] if good[k] else 0.0
+        for k in range(nb):  # W (p x s), raw
             if wide:
                 for i in range(m):
                     for j in range(n):
-                        Q[j, i, k] = a[b0 + k, i, j] * f
+                        Q[j, i, k] = a[b0 + k, i, j]
             else:
                 for i in range(m):
                     for j in range(n):
-                        Q[i, j, k] = a[b0 + k, i, j] * f
-        for k in range(nb, blk):
+                        Q[i, j, k] = a[b0 + k, i, j]
+        if nb < blk:
             for i in range(p):
                 for j in range(s):
-                    Q[i, j, k] = 0.0
+                    for k in range(nb, blk):
+                        Q[i, j, k] = 0.0
+        for k in range(blk):
+            mx[k] = 0.0
+            nz[k] = 0.0  # stays 0 unless an entry is NaN or Inf (0 * Inf is NaN)
+        for i in range(p):
+            for j in range(s):
+                for k in range(blk):
+                    x = abs(Q[i, j, k])
+                    mx[k] = max(mx[k], x)
+                    nz[k] += x * 0.0
+        if kk > 0:
+            for k in range(blk):
+                mb[k] = 0.0
+            for k in range(nb):
+                for i in range(m):
+                    for c in range(kk):
+                        x = abs(b[b0 + k, i, c])
+                        mb[k] = max(mb[k], x)
+                        nz[k] += x * 0.0
+        for k in range(blk):  # each lane's scale: a power of two, where it is needed
+            good[k] = nz[k] == 0.0 and mx[k] > 0.0 and k < nb
+            sc[k] = _pow2(mx[k]) if good[k] else 1.0
+            tb[k] = _pow2(mb[k]) if good[k] and mb[k] > 0 else 1.0
+        for i in range(p):
+            for j in range(s):
+                for k in range(blk):
+                    Q[i, j, k] *= sc[k]
         for k in range(blk):
             fro[k] = 0.0
         for i in range(p):
@@ -162,7 +184,7 @@ def cholqr_apply(a, b, lam, atol, rtol, damped, out, ok, blk):
                 l2[k] = 0.0
             if not good[k]:
                 fro[k] = float(s)
-        for k in range(blk):  # stand-in lanes: W = [I; 0]
+        for k in range(blk):  # stand-in lanes (NaN, zero, refused): W = [I; 0]
             if not good[k]:
                 for i in range(p):
                     for j in range(s):

