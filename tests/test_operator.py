@@ -19,7 +19,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import pseudoinverse as pi
-from pseudoinverse._methods.lsmr import STOP_REASONS
+from pseudoinverse._methods.lsmr import STOP_REASONS, lsmr_block
 
 TOL = 1e-6
 CONVERGED = (1, 2, 4, 5)  # istop values that certify atol/btol
@@ -133,6 +133,28 @@ def test_several_rhs_equal_separate_scipy_lsmr(rng, damping, dtype):
         assert (op5.info.istop[j], op5.info.itn[j]) == (ref[1], ref[2]) == (7, 5)
         np.testing.assert_allclose([op5.info.normr[j], op5.info.norma[j], op5.info.normx[j]],
                                    [ref[3], ref[5], ref[7]], rtol=1e-10)  # fmt: skip
+
+
+def test_one_column_is_scipy_lsmr_and_the_block_agrees(rng):
+    """``op @ b`` runs SciPy's lsmr itself; the block engine with k = 1 matches it too."""
+    a = sparse(rng, 45, 30, np.complex128, density=0.15)
+    b = rhs(rng, 45, dtype=np.complex128)
+    op = pi.pinv_operator(a, damping=0.2, maxiter=200)
+    ref = sla.lsmr(a, b, damp=0.2, atol=1e-10, btol=1e-10, maxiter=200)
+    np.testing.assert_array_equal(op @ b, ref[0])
+    assert op.info == tuple(np.array([v]) for v in ref[1:])
+    ah = a.conj().T
+
+    def fwd(v, out):
+        out += a @ v
+
+    def adj(u, out):
+        out += ah @ u
+
+    x, info = lsmr_block(fwd, adj, b[:, None], 30, damp=0.2, atol=1e-10, btol=1e-10,
+                         maxiter=200)  # fmt: skip
+    close(x[:, 0], ref[0], 1e-8)
+    assert info.istop[0] == ref[1] and abs(int(info.itn[0]) - ref[2]) <= 1
 
 
 @pytest.mark.parametrize("shape", [(30, 18), (18, 30)])

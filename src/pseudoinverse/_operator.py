@@ -75,10 +75,13 @@ def pinv_operator(
     -------
     scipy.sparse.linalg.LinearOperator, shape (n, m)
         Of dtype float64 or complex128. Its ``info`` attribute holds the last solve's
-        diagnostics (an ``LSMRInfo`` of arrays, one entry per right-hand side:
-        ``istop``, ``itn``, ``normr``, ``normar``, ``norma``, ``conda``, ``normx``),
-        for a forward or an adjoint product alike; ``STOP_REASONS[istop]`` says why
-        each stopped.
+        diagnostics, forward or adjoint (a named tuple of arrays with one entry per
+        right-hand side: ``istop``, ``itn`` (iterations), ``normr`` (the estimate of
+        ``|r|``), ``normar`` (of ``|A^H r|``), ``norma``, ``conda``, ``normx``, as
+        SciPy's ``lsmr`` returns them); ``istop`` is 0 (``x = 0`` is exact), 1 or 2 (the
+        ``atol``/``btol`` test above met), 3 (``cond(A)`` beyond ``conlim``), 4 or 5 (as
+        1 or 2 at machine precision), 6 (``cond(A)`` too large for the machine) or 7
+        (``maxiter`` reached).
 
     Raises
     ------
@@ -149,8 +152,11 @@ def pinv_operator(
             x = np.zeros((cols, k), dtype=work)
         else:
             fwd, adj = (rmatmat, matmat) if adjoint else (matmat, rmatmat)
-            x, info = lsmr_block(fwd, adj, b, cols, damp=tol["damping"], atol=tol["atol"],
-                                 btol=tol["btol"], conlim=tol["conlim"], maxiter=limit)  # fmt: skip
+            # one column: SciPy's lsmr itself, the same recurrence on Python floats (the
+            # block's NumPy calls on length-1 vectors cost more than they save)
+            solver = _lsmr_one if b.shape[1] == 1 else lsmr_block
+            x, info = solver(fwd, adj, b, cols, damp=tol["damping"], atol=tol["atol"],
+                             btol=tol["btol"], conlim=tol["conlim"], maxiter=limit)  # fmt: skip
         state["op"].info = info
         _warn(info, limit, adjoint)
         return x
@@ -163,6 +169,27 @@ def pinv_operator(
     op.info = None  # set by every product: the last solve's LSMRInfo
     state["op"] = op
     return op
+
+
+def _lsmr_one(fwd: Any, adj: Any, b: np.ndarray, n: int, **options: Any) -> tuple:
+    """``lsmr_block``'s contract for one column, by ``scipy.sparse.linalg.lsmr``."""
+    from scipy.sparse.linalg import LinearOperator, lsmr
+
+    m, dtype = b.shape[0], b.dtype
+
+    def product(f: Any, rows: int, cols: int) -> Any:
+        def apply(v: np.ndarray) -> np.ndarray:
+            out = np.zeros((rows, 1), dtype=dtype)
+            f(np.ascontiguousarray(v, dtype=dtype).reshape(cols, 1), out)
+            return out[:, 0]
+
+        return apply
+
+    a = LinearOperator((m, n), dtype=dtype, matvec=product(fwd, m, n),
+                       rmatvec=product(adj, n, m))  # fmt: skip
+    x, istop, itn, *norms = lsmr(a, b[:, 0], **options)
+    info = LSMRInfo(np.array([istop]), np.array([itn]), *(np.array([v], float) for v in norms))
+    return np.asarray(x, dtype=dtype).reshape(n, 1), info
 
 
 def _tolerance(name: str, value: Any) -> float:
