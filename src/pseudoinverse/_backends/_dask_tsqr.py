@@ -194,8 +194,10 @@ def _factor(req: Any, t: Any, b: Any, augment: bool) -> tuple[Any, Any, Any, lis
     rows = t.chunks[0]
     stops = np.cumsum((0, *rows)).tolist()
     spans = list(itertools.pairwise(stops))
-    a_blocks = t.to_delayed().ravel().tolist()
-    b_blocks = b.to_delayed().ravel().tolist() if b is not None else [None] * len(rows)
+    a_blocks = t.to_delayed(optimize_graph=False).ravel().tolist()
+    b_blocks = (
+        b.to_delayed(optimize_graph=False).ravel().tolist() if b is not None else [None] * len(rows)
+    )
     stage1 = dask.delayed(_stage1, pure=True, nout=5)
     parts = [stage1(ab, bb, augment) for ab, bb in zip(a_blocks, b_blocks, strict=True)]
     glob = dask.delayed(_global, pure=True)(parts, spans, wide, req.check_finite)
@@ -223,7 +225,12 @@ def _lazy(fin: Any, t: Any, q2: Any, req: Any, cols: int) -> Any:
     n = t.shape[1]
     stage2 = dask.delayed(_stage2, pure=True)
     blocks = []
-    pairs = zip(t.to_delayed().ravel(), q2.to_delayed().ravel(), t.chunks[0], strict=True)
+    pairs = zip(
+        t.to_delayed(optimize_graph=False).ravel(),
+        q2.to_delayed(optimize_graph=False).ravel(),
+        t.chunks[0],
+        strict=True,
+    )
     for ab, qb, rows in pairs:
         shape = (rows, cols) if wide else (n, rows)
         blocks.append(da.from_delayed(stage2(ab, qb, fin, wide), shape=shape, dtype=req.dtype))
