@@ -165,6 +165,7 @@ def main() -> None:
                 samples.append(time.perf_counter() - t0)
         times[name] = float(np.median(samples))
         peaks[name] = max(mon.peak.values(), default=0)
+        print(f"  {name}: {times[name]:.2f} s (median of {args.repeats})", flush=True)
     gram = results["pi.pinv(A) @ A"]
     x_ours, x_lstsq = results["pi.pinv_solve(A, b)"], results["da.linalg.lstsq(A, b)[0]"]
     base = times["da.linalg.lstsq(A, b)[0]"]
