@@ -253,13 +253,15 @@ def solve_numpy(
         first = _methods.solve_first(method, stack, rhs, at, rt, hermitian)
         if first is not None and first[2].all():
             return first[0].reshape(*batch, n, k), first[1].reshape(batch)
+        if first is not None:  # the others take the method "auto" chose for the stack
+            method = first[3]
     stack, rhs, bad = _stacks(a, b, dtype, hermitian, check_finite)
     good = ~bad
     if first is None and k and good.all():  # nothing to mask: the method's arrays are it
         xs, rs = _solve_good(stack, rhs, at, rt, hermitian, method)
         return xs.reshape(*batch, n, k), rs.reshape(batch)
     if first is not None:
-        x, rank, done = first
+        x, rank, done, _ = first
         x[bad], rank[bad] = np.nan, 0
         good &= ~done
     else:
@@ -375,8 +377,9 @@ def _dominant_damping(stack, lam_in, lam_sc, s_a, rhs, xs, hermitian):
 
     bits = np.finfo(stack.dtype).nmant + 1
     m, n = stack.shape[1:]
-    amax = np.abs(_real_view(s_a).reshape(len(s_a), -1)).max(axis=1) * np.sqrt(2 * m * n)
-    series = lam_sc > 2.0 ** (bits / 2) * amax
+    read = np.tril(s_a) if hermitian else s_a  # an unread triangle may be Inf once scaled
+    amax = np.abs(_real_view(read).reshape(len(s_a), -1)).max(axis=1).astype(np.float64)
+    series = lam_sc > 2.0 ** (bits / 2) * amax * np.sqrt(2 * m * n)
     if not series.any():
         return xs
     a = stack[series]

@@ -213,11 +213,11 @@ def run_solve_numpy(
     if stacked:
         first = solve_first(method, a, b, atol, rtol, hermitian)
         if first is not None:
-            x, rank, ok = first
+            x, rank, ok, name = first
             if not ok.all():
                 redo = ~ok
                 x[redo], rank[redo] = run_solve_numpy(
-                    method, a[redo], b[redo], atol[redo], rtol[redo], hermitian, False
+                    name, a[redo], b[redo], atol[redo], rtol[redo], hermitian, False
                 )
             return x, rank
     name = choose(method, hermitian, a.shape, a.dtype)
@@ -316,14 +316,17 @@ def solve_first(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """``"auto"``'s first route for solves on stacks of small real matrices, on a raw
     (unchecked, unscaled) stack: CholeskyQR2 where full rank is proved
-    (``stacked_qr.solve_qr``). ``(x, rank, ok)``, ``ok`` the members done; ``None``
-    where the route does not apply (another method, dtype or size)."""
+    (``stacked_qr.solve_qr``). ``(x, rank, ok, name)``, ``ok`` the members done and
+    ``name`` the method that ``"auto"`` picks for the whole stack, which the others must
+    take (not the one a smaller stack would get: the rank near the threshold is then
+    ``pinv``'s); ``None`` where the route does not apply (another method, dtype or size)."""
     if method != "auto" or not _stacked(a):
         return None
     full = hermitian_from_lower(np, a) if hermitian else a
     x, ok = stacked_qr.solve_qr(full, b, atol, rtol)
     _log.debug("solve: CholeskyQR2 proved %d of %d members of full rank", ok.sum(), len(a))
-    return x, np.full(len(a), min(a.shape[1:]), dtype=np.int64), ok
+    name = choose(method, hermitian, a.shape, a.dtype)
+    return x, np.full(len(a), min(a.shape[1:]), dtype=np.int64), ok, name
 
 
 def damped_first(
