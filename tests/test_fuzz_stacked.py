@@ -125,7 +125,7 @@ def _svd_scaled(a):
 @given(case=stacks())
 def test_stacked_routes(case):
     a_in, a, b, lam_in, lam, herm = _build(case)
-    count, m, n = a.shape
+    _, m, n = a.shape
     dtype = a_in.dtype.newbyteorder("=")
     eps = np.finfo(dtype).eps
     p = max(m, n)
