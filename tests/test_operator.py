@@ -157,6 +157,22 @@ def test_one_column_is_scipy_lsmr_and_the_block_agrees(rng):
     assert info.istop[0] == ref[1] and abs(int(info.itn[0]) - ref[2]) <= 1
 
 
+def test_gain_rescaling_changes_nothing(rng, monkeypatch):
+    """The block keeps u times a per-column gain; rescaling it (normally after hundreds
+    of steps) at every step gives the same answers as SciPy's lsmr."""
+    import pseudoinverse._methods.lsmr as engine
+
+    monkeypatch.setattr(engine, "GAIN_LIMIT", 1.0 + 1e-12)  # rescale at (almost) every step
+    a = sparse(rng, 40, 25, np.complex128, density=0.15)
+    B = rhs(rng, 40, 3, np.complex128)
+    with pytest.warns(pi.ConvergenceWarning):
+        x = pi.pinv_operator(a, maxiter=6) @ B
+    for j in range(3):
+        ref = sla.lsmr(a, B[:, j], atol=1e-10, btol=1e-10, maxiter=6)[0]
+        close(x[:, j], ref, 1e-10)
+    close(pi.pinv_operator(a) @ B, np.linalg.pinv(a.toarray()) @ B)
+
+
 @pytest.mark.parametrize("shape", [(30, 18), (18, 30)])
 def test_damped_matches_damped_pinv(rng, shape):
     m, n = shape

@@ -132,7 +132,7 @@ def pinv_operator(
         isinstance(maxiter, bool) or not isinstance(maxiter, numbers.Integral) or maxiter < 1
     ):
         raise ValueError(f"pinv_operator expects maxiter None or an integer >= 1, got {maxiter!r}")
-    matmat, rmatmat, (m, n), dtype = _products(A)
+    matmat, rmatmat, (m, n), dtype, operands = _products(A)
     limit = max(2 * min(m, n), 20) if maxiter is None else int(maxiter)
     state: dict[str, Any] = {}
 
@@ -154,9 +154,16 @@ def pinv_operator(
             fwd, adj = (rmatmat, matmat) if adjoint else (matmat, rmatmat)
             # one column: SciPy's lsmr itself, the same recurrence on Python floats (the
             # block's NumPy calls on length-1 vectors cost more than they save)
-            solver = _lsmr_one if b.shape[1] == 1 else lsmr_block
-            x, info = solver(fwd, adj, b, cols, damp=tol["damping"], atol=tol["atol"],
-                             btol=tol["btol"], conlim=tol["conlim"], maxiter=limit)  # fmt: skip
+            options = {"damp": tol["damping"], "atol": tol["atol"], "btol": tol["btol"],
+                       "conlim": tol["conlim"], "maxiter": limit}  # fmt: skip
+            if b.shape[1] == 1:
+                # SciPy's own products on A itself where the dtypes agree (its single
+                # vector kernels beat the block ones at k = 1; a real A with a complex b
+                # would fail in SciPy's lsmr: through the block products then)
+                given = operands[adjoint] if work == dtype else None
+                x, info = _lsmr_one(fwd, adj, b, cols, given, **options)
+            else:
+                x, info = lsmr_block(fwd, adj, b, cols, **options)
         state["op"].info = info
         _warn(info, limit, adjoint)
         return x
@@ -171,8 +178,9 @@ def pinv_operator(
     return op
 
 
-def _lsmr_one(fwd: Any, adj: Any, b: np.ndarray, n: int, **options: Any) -> tuple:
-    """``lsmr_block``'s contract for one column, by ``scipy.sparse.linalg.lsmr``."""
+def _lsmr_one(fwd: Any, adj: Any, b: np.ndarray, n: int, given: Any, **options: Any) -> tuple:
+    """``lsmr_block``'s contract for one column, by ``scipy.sparse.linalg.lsmr`` on
+    ``given`` (the matrix or operator), or where that is None on ``fwd`` and ``adj``."""
     from scipy.sparse.linalg import LinearOperator, lsmr
 
     m, dtype = b.shape[0], b.dtype
@@ -185,9 +193,10 @@ def _lsmr_one(fwd: Any, adj: Any, b: np.ndarray, n: int, **options: Any) -> tupl
 
         return apply
 
-    a = LinearOperator((m, n), dtype=dtype, matvec=product(fwd, m, n),
-                       rmatvec=product(adj, n, m))  # fmt: skip
-    x, istop, itn, *norms = lsmr(a, b[:, 0], **options)
+    if given is None:
+        given = LinearOperator((m, n), dtype=dtype, matvec=product(fwd, m, n),
+                               rmatvec=product(adj, n, m))  # fmt: skip
+    x, istop, itn, *norms = lsmr(given, b[:, 0], **options)
     info = LSMRInfo(np.array([istop]), np.array([itn]), *(np.array([v], float) for v in norms))
     return np.asarray(x, dtype=dtype).reshape(n, 1), info
 
@@ -201,8 +210,9 @@ def _tolerance(name: str, value: Any) -> float:
     return value
 
 
-def _products(A: Any) -> tuple[Any, Any, tuple[int, int], np.dtype]:
-    """``(V, out) -> out += A V``, the same for ``A^H``, the shape and the working dtype."""
+def _products(A: Any) -> tuple[Any, Any, tuple[int, int], np.dtype, tuple[Any, Any]]:
+    """``(V, out) -> out += A V``, the same for ``A^H``, the shape, the working dtype and
+    ``(A, A^H)`` as objects that SciPy's ``lsmr`` takes."""
     import scipy.sparse as sp
     from scipy.sparse.linalg import LinearOperator
 
@@ -215,7 +225,7 @@ def _products(A: Any) -> tuple[Any, Any, tuple[int, int], np.dtype]:
 
             return add
 
-        return through(A.matmat), through(A.rmatmat), A.shape, dtype
+        return through(A.matmat), through(A.rmatmat), A.shape, dtype, (A, A.H)
     if sp.issparse(A):
         if A.ndim != 2:
             raise ValueError(f"pinv_operator expects a 2-D matrix (m, n), got shape {A.shape}")
@@ -226,7 +236,7 @@ def _products(A: Any) -> tuple[Any, Any, tuple[int, int], np.dtype]:
         # A^H as the CSC transpose of A: its product scatters into an (n, k) block that
         # stays in cache, several times faster than a CSR copy of A^H gathering rows of U
         ah = a.T.conj() if dtype.kind == "c" else a.T
-        return _sparse_add(a), _sparse_add(ah), a.shape, dtype
+        return _sparse_add(a), _sparse_add(ah), a.shape, dtype, (a, ah)
     if not hasattr(A, "shape") and not isinstance(A, list | tuple):
         raise TypeError(
             "pinv_operator expects a SciPy sparse matrix or array, a dense array or a "
@@ -246,7 +256,7 @@ def _products(A: Any) -> tuple[Any, Any, tuple[int, int], np.dtype]:
 
         return add
 
-    return dense(a), dense(ah), a.shape, dtype
+    return dense(a), dense(ah), a.shape, dtype, (a, ah)
 
 
 def _sparse_add(a: Any) -> Any:

@@ -12,6 +12,10 @@ of the recurrence a length-k vector (one entry per column) and the Golub–Kahan
 step instead of k matrix-vector products (a sparse matrix is then read once per step,
 not k times). A column that meets its stopping rule is frozen: its result and
 diagnostics are stored and it leaves the active block, so later products are narrower.
+The products add into the iteration's own blocks (``out += A V``), and ``U`` is kept
+times a per-column gain so that SciPy's ``u = A v - alpha u`` is one product into ``U``
+with a scaled copy of the small ``V``: a step reads the ``(m, k)`` block only in the
+two products and one norm.
 
 Columns do not interact: column j follows exactly the recurrence that ``lsmr(A, B[:, j])``
 follows, up to the rounding of the products and norms (a block product may sum in
@@ -41,6 +45,10 @@ STOP_REASONS = (
 )
 # istop values that do not certify the tolerances: the answer may be far from pinv(A) b.
 NOT_CONVERGED = (3, 6, 7)
+
+# |gain| beyond which the stored u is rescaled (an (m, k) pass): far inside float64's
+# range, so that entries times a gain and their squares in column_norms stay finite.
+GAIN_LIMIT = 1e50
 
 Product = Callable[[np.ndarray, np.ndarray], None]
 
@@ -98,7 +106,7 @@ def sym_ortho(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.
 _SCALARS = (
     "alpha", "beta", "zetabar", "alphabar", "rho", "rhobar", "cbar", "sbar", "betadd",
     "betad", "rhodold", "tautildeold", "thetatilde", "zeta", "d", "norma2", "maxrbar",
-    "minrbar", "normb", "cols",
+    "minrbar", "normb", "cols", "g",
 )  # fmt: skip
 _BLOCKS = ("u", "v", "h", "hbar", "x")
 
@@ -146,7 +154,7 @@ def lsmr_block(
     s = _State()
     s.normb = column_norms(b)
     s.beta = s.normb.copy()
-    s.u = b.copy()  # kept unnormalised: u = u_raw / beta, scaled where it is used
+    s.u, s.g = b.copy(), np.ones(k)  # kept unnormalised: u = s.u / (g beta)
     s.v = np.zeros((n, k), dtype=b.dtype)
     rmatmat_add(s.u, s.v)
     s.v *= _safe_inverse(s.beta)
@@ -168,20 +176,32 @@ def lsmr_block(
     itn = 0
     while s.cols.size and itn < maxiter:
         itn += 1
-        # SciPy's u = A v - alpha u on the unnormalised u (u_raw = beta u): one in-place
-        # scaling and a product that adds into it, no temporary (m, k) block
-        s.u *= -s.alpha * _safe_inverse(s.beta)
-        matmat_add(s.v, s.u)
-        s.beta = column_norms(s.u)
+        # SciPy's u = A v - alpha u, on u_raw = beta u stored as s.u = g u_raw (a gain g
+        # per column): s.u += A (v w) is w (A v - alpha u) for w = -beta g / alpha, so
+        # the step makes no pass over the (m, k) block besides the product and a norm
+        safe_alpha = np.where(s.alpha != 0, s.alpha, 1.0)
+        w = np.where(s.beta > 0, -s.beta * s.g / safe_alpha, 1.0)  # beta = 0: u = 0
+        lost = (s.alpha == 0) & (s.beta > 0)
+        if lost.any():  # v = 0, so u becomes 0: clear it (a rare strided write)
+            s.u[:, lost] = 0
+            w = np.where(lost, 1.0, w)
+        matmat_add(np.ascontiguousarray(s.v * w), s.u)
+        s.g = w
+        s.beta = column_norms(s.u) / np.abs(s.g)
         pos = s.beta > 0
-        # v = A^H u - beta v with u = u_raw / beta: (A^H u_raw - beta^2 v) / beta; where
-        # beta = 0 (u = 0) the factors are 1 and v stays, as SciPy leaves v and alpha
-        s.v *= np.where(pos, -s.beta * s.beta, 1.0)
+        # v = A^H u - beta v with u = s.u / (g beta): (A^H s.u - g beta^2 v) / (g beta),
+        # then / alpha, in one scaling; where beta = 0 (u = 0) v and alpha stay, as SciPy
+        denom = np.where(pos, s.g * s.beta, 1.0)
+        s.v *= np.where(pos, -s.beta * denom, 1.0)
         rmatmat_add(s.u, s.v)
-        s.v *= _safe_inverse(s.beta)
-        alpha = column_norms(s.v)
+        alpha = column_norms(s.v) / np.abs(denom)
         s.alpha = np.where(pos, alpha, s.alpha)
-        s.v *= np.where(pos, _safe_inverse(alpha), 1.0)
+        scale = pos & (alpha > 0)
+        s.v *= np.where(scale, 1 / np.where(scale, denom * alpha, 1.0), 1.0)
+        far = (np.abs(s.g) > GAIN_LIMIT) | (np.abs(s.g) < 1 / GAIN_LIMIT)
+        if far.any():  # the gains multiply step by step: bring them back to 1 (rare)
+            s.u[:, far] *= 1 / s.g[far]
+            s.g = np.where(far, 1.0, s.g)
 
         chat, shat, alphahat = sym_ortho(s.alphabar, np.full_like(s.alpha, damp))
         rhoold = s.rho
