@@ -97,39 +97,42 @@ def _ldexp(x: np.ndarray, k: int) -> np.ndarray:
 
 
 def _exponent(x: np.ndarray) -> int:
-    """``e`` with the largest entry of ``x`` (finite ones) in ``[2**(e-1), 2**e)``."""
+    """``e`` with the largest entry of ``x`` (finite) in ``[2**(e-1), 2**e)``; ``_NONE``
+    for an empty or zero block. Within the engine's safe range it is 0: the block is
+    not scaled (``_engine._SAFE_EXPONENT``: no method's sums of squares can overflow or
+    underflow there), which costs no pass over the data."""
     real = np.ascontiguousarray(x).view(np.finfo(x.dtype).dtype) if x.dtype.kind == "c" else x
     if real.size == 0:
         return _NONE
-    big = float(np.abs(real).max())
-    return int(np.frexp(big)[1]) if big > 0 else _NONE
+    big = max(float(real.max()), -float(real.min()))  # no |x| temporary
+    if big == 0:
+        return _NONE
+    e = int(np.frexp(big)[1])
+    return 0 if abs(e) <= _engine._SAFE_EXPONENT[real.dtype.itemsize] else e
 
 
 def _clean(x: np.ndarray) -> tuple[np.ndarray, bool]:
     """``(x with NaN/Inf set to 0, whether it had any)``: the QR then stays finite."""
-    ok = np.isfinite(x)
-    if ok.all():
+    if not _finite.bad_members(np, x[None], False)[0]:  # the fast test, one pass
         return x, False
-    return np.where(ok, x, 0), True
+    return np.where(np.isfinite(x), x, 0), True
 
 
-def _scaled(a: np.ndarray) -> np.ndarray:
-    a, _ = _clean(a)
-    e = _exponent(a)
-    return _ldexp(a, -e) if e != _NONE else a
+def _scaled(a: np.ndarray, e: int) -> np.ndarray:
+    return _ldexp(a, -e) if e not in (0, _NONE) else a
 
 
 def _stage1(a: np.ndarray, b: Any, augment: bool) -> tuple:
     """``(R_i, e_i, f_i, A bad, B bad)`` of one row block (B's only if ``augment``)."""
     a, bad_a = _clean(a)
     e = _exponent(a)
-    part = _ldexp(a, -e) if e != _NONE else a
+    part = _scaled(a, e)
     bad_b, f = False, _NONE
     if b is not None:
         b, bad_b = _clean(b)
         if augment:
             f = _exponent(b)
-            part = np.concatenate([part, _ldexp(b, -f) if f != _NONE else b], axis=1)
+            part = np.concatenate([part, _scaled(b, f)], axis=1)
     r = np.linalg.qr(part, mode="r")
     return r, e, f, bad_a, bad_b
 
@@ -162,9 +165,9 @@ def _to_global(part: tuple, glob: tuple, n: int) -> np.ndarray:
     r, e, f, _, _ = part
     big_e, big_f, _ = glob
     out = np.empty_like(r)
-    out[:, :n] = _ldexp(r[:, :n], e - big_e) if e != _NONE else 0
+    out[:, :n] = _ldexp(r[:, :n], e - big_e) if e != _NONE else r[:, :n]  # 0 if _NONE
     if r.shape[1] > n:
-        out[:, n:] = _ldexp(r[:, n:], f - big_f) if f != _NONE else 0
+        out[:, n:] = _ldexp(r[:, n:], f - big_f) if f != _NONE else r[:, n:]
     return out
 
 
@@ -175,10 +178,19 @@ def _stage2(a: np.ndarray, q2: np.ndarray, fin: tuple, wide: bool) -> np.ndarray
     does not (``Q`` is orthonormal, but an entry of ``mat`` may exceed every entry of
     the result)."""
     mat, _, shift = fin
-    q1 = np.linalg.qr(_scaled(a), mode="reduced")[0]
+    a, _ = _clean(a)
+    q1 = np.linalg.qr(_scaled(a, _exponent(a)), mode="reduced")[0]
     with np.errstate(invalid="ignore"):  # NaN blocks (check_finite=False) stay NaN
-        out = q1 @ (q2 @ mat) if wide else (mat @ q2.conj().T) @ q1.conj().T
-    return _ldexp(out, shift)
+        if wide:
+            out = q1 @ (q2 @ mat)
+        else:  # (Q1 (Q2 mat^H))^H: one product with the tall Q1, no copy of it
+            out = _h(q1 @ (q2 @ _h(mat)))
+    return _ldexp(out, shift) if shift else out
+
+
+def _h(x: np.ndarray) -> np.ndarray:
+    """The conjugate transpose; a view for real data (``conj`` would copy)."""
+    return x.conj().T if x.dtype.kind == "c" else x.T
 
 
 # --------------------------------------------------------------------------- graphs
