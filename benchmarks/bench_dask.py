@@ -11,16 +11,18 @@ persisted: every timed call generates it again, so each time includes the genera
 Each worker's memory limit is below the matrix's size, so no worker can hold it.
 
 Rows of the timing table: medians of ``--repeats`` calls computed to completion (one
-untimed warm-up each), ``ratio`` = this call's time / ``dask.array.linalg.lstsq``'s
-(target <= 1.2 for ``pinv_solve``). ``pinv(A) @ A`` is computed lazily to its 32 x 32
-product (the 32 x 1e7 ``pinv(A)`` never materializes), its error ``max |X A - I|``.
+untimed warm-up each, then the calls interleaved repeat by repeat), ``ratio`` = this
+call's time / ``dask.array.linalg.lstsq``'s (target <= 1.2 for ``pinv_solve``).
+``pinv(A) @ A`` is computed lazily to its 32 x 32 product (the 32 x 1e7 ``pinv(A)``
+never materializes), its error ``max |X A - I|``.
 Each worker's peak RSS is polled (``client.run`` every 0.1 s); a worker that was
 restarted (killed) or spilled to disk fails the run.
 
-The accuracy table: a 2e5 x 32 matrix with singular values log-spaced from 1 to 1e-8
-(``kappa = 1e8``), in memory, chunked by 25 000 rows; ``b = A x`` (consistent) and a
-random ``b`` (a residual: its least-squares solution is sensitive as ``kappa**2``);
-the error relative to NumPy's in-memory ``pinv(A) @ b`` (LAPACK SVD), target <= 1e-6.
+The accuracy table: a 2e5 x 32 matrix ``A = G M`` generated on the cluster (``G``
+Gaussian, ``M`` with singular values log-spaced from 1 to 1e-8: ``kappa(A)`` about 1e8,
+printed), chunked by 25 000 rows and gathered once for the reference; ``b = A x``
+(consistent) and a random ``b`` (a residual: its least-squares solution is sensitive as
+``kappa**2``); the error relative to NumPy's in-memory ``pinv(A) @ b`` (LAPACK SVD), target <= 1e-6.
 """
 
 from __future__ import annotations
@@ -154,18 +156,27 @@ def main() -> None:
         "pi.pinv(A) @ A": lambda: (pi.pinv(A) @ A).compute(),
         "pi.damped_pinv_solve(A, 0.1, b)": lambda: pi.damped_pinv_solve(A, 0.1, b).compute(),
     }
-    results, times, peaks = {}, {}, {}
-    for name, fn in calls.items():
+    # one untimed warm-up each, then the calls interleaved repeat by repeat (the machine's
+    # load drifts: every call sees the same drift), each watched for peak worker RSS
+    results, samples, peaks = {}, {name: [] for name in calls}, dict.fromkeys(calls, 0)
+
+    def watched(name):
         with PeakRSS(client) as mon:
-            results[name] = fn()  # warm-up, untimed
-            samples = []
-            for _ in range(args.repeats):
-                t0 = time.perf_counter()
-                fn()
-                samples.append(time.perf_counter() - t0)
-        times[name] = float(np.median(samples))
-        peaks[name] = max(mon.peak.values(), default=0)
-        print(f"  {name}: {times[name]:.2f} s (median of {args.repeats})", flush=True)
+            t0 = time.perf_counter()
+            out = calls[name]()
+            took = time.perf_counter() - t0
+        peaks[name] = max(peaks[name], *mon.peak.values(), 0)
+        return out, took
+
+    for name in calls:
+        results[name], _ = watched(name)
+    for r in range(args.repeats):
+        for name in calls:
+            samples[name].append(watched(name)[1])
+        print(
+            f"  repeat {r + 1}: " + ", ".join(f"{v[-1]:.1f}" for v in samples.values()), flush=True
+        )
+    times = {name: float(np.median(v)) for name, v in samples.items()}
     gram = results["pi.pinv(A) @ A"]
     x_ours, x_lstsq = results["pi.pinv_solve(A, b)"], results["da.linalg.lstsq(A, b)[0]"]
     base = times["da.linalg.lstsq(A, b)[0]"]
