@@ -74,9 +74,15 @@ def test_solve_matches_pinv(rng, dtype, shape, kind, k):
     assert np.linalg.norm(x - ref) <= bound * np.linalg.norm(ref)
 
 
-def _counting(monkeypatch):
-    calls = {"svd": 0, "gelsd": 0}
-    svd, gelsd = sl._svd_solve, sl._gelsd
+def _counting(monkeypatch, cod=True):
+    """Count the answers of each rank-deficient route (``cod=False``: that one refuses)."""
+    calls = {"svd": 0, "gelsd": 0, "cod": 0}
+    svd, gelsd, solve_cod = sl._svd_solve, sl._gelsd, sl.cod.solve_cod
+
+    def count_cod(*args):
+        got = solve_cod(*args) if cod else None
+        calls["cod"] += got is not None
+        return got
 
     def count_svd(*args):
         calls["svd"] += 1
@@ -89,6 +95,7 @@ def _counting(monkeypatch):
 
     monkeypatch.setattr(sl, "_svd_solve", count_svd)
     monkeypatch.setattr(sl, "_gelsd", count_gelsd)
+    monkeypatch.setattr(sl.cod, "solve_cod", count_cod)
     return calls
 
 
@@ -104,7 +111,7 @@ def test_gelsd_guard_sends_the_threshold_to_gesdd(rng, monkeypatch, dtype):
     b = randn(rng, (m, 2), dtype)
     calls = _counting(monkeypatch)
     x, rank = sl.solve_one(a, b, 0.0, rtol, _eps(dtype))
-    assert calls == {"svd": 1, "gelsd": 0}
+    assert calls == {"svd": 1, "gelsd": 0, "cod": 0}  # no route but the SVD near it
     assert rank == pinv_svd_one(a, 0.0, rtol)[1]
     u, s_, vh = np.linalg.svd(a, full_matrices=False)  # the same rule on one SVD
     ref = vh[:rank].conj().T @ ((u[:, :rank].conj().T @ b) / s_[:rank, None])
@@ -113,19 +120,53 @@ def test_gelsd_guard_sends_the_threshold_to_gesdd(rng, monkeypatch, dtype):
 
 @pytest.mark.parametrize("atol", [0.0, 0.3])
 def test_gelsd_takes_clear_rank_deficiency(rng, monkeypatch, atol):
-    """Rank-deficient under the default rule (and under an atol): gelsd alone answers."""
+    """Rank-deficient under the default rule (and under an atol): with the COD route
+    refusing, gelsd alone answers."""
     m, n = 200, 120
     s = np.concatenate([np.geomspace(1, 0.5, 70), np.geomspace(0.1, 0.01, 10), np.zeros(40)])
     a = _make(rng, m, n, s, np.float64)
     b = randn(rng, (m, 1), np.float64)
     rtol = 0.0 if atol else m * _eps(np.float64)
-    calls = _counting(monkeypatch)
+    calls = _counting(monkeypatch, cod=False)
     x, rank = sl.solve_one(a, b, atol, rtol, _eps(np.float64))
-    assert calls == {"svd": 0, "gelsd": 1}
+    assert calls == {"svd": 0, "gelsd": 1, "cod": 0}
     assert rank == (70 if atol else 80) == pinv_svd_one(a, atol, rtol)[1]
     u, s_, vh = np.linalg.svd(a, full_matrices=False)
     ref = vh[:rank].T @ ((u[:, :rank].T @ b) / s_[:rank, None])
     np.testing.assert_allclose(x, ref, atol=1e-12 * np.linalg.norm(ref))
+
+
+@pytest.mark.parametrize("atol", [0.0, 1e-3])
+@pytest.mark.parametrize("shape", [(200, 120), (120, 200), (150, 150)])
+@pytest.mark.parametrize("dtype", [np.float64, np.complex128, np.float32])
+def test_cod_takes_clear_rank_deficiency(rng, monkeypatch, atol, shape, dtype):
+    """Exact rank deficiency under the default rule: the COD route answers (no gelsd, no
+    SVD), with the SVD rule's rank and pinv(A) @ b to 8 p eps kappa_r. Under an atol that
+    drops real values (1e-6, above rounding) the COD's truncation is not the SVD's: it
+    refuses and gelsd answers. (A narrow gap, 0.5 against 0.1 around 0.3, is refused too:
+    column-pivoted QR's diagonal does not reveal it.)"""
+    m, n = shape
+    k = min(m, n)
+    s = np.concatenate([np.geomspace(1, 0.5, 70), np.geomspace(1e-6, 1e-7, 10)])
+    s = np.concatenate([s, np.zeros(k - len(s))])
+    if not atol:  # exact rank 80: the trailing part is rounding
+        s[70:80] = np.geomspace(0.1, 0.01, 10)
+    a = _make(rng, m, n, s, dtype)
+    b = randn(rng, (m, 2), dtype)
+    eps = _eps(dtype)
+    rtol = 0.0 if atol else max(m, n) * eps
+    calls = _counting(monkeypatch)
+    x, rank = sl.solve_one(a, b, atol, rtol, eps)
+    dropped_rounding = not atol or 1e-6 <= max(m, n) * eps  # float32: 1e-6 is rounding
+    expect = {"svd": 0, "gelsd": 0, "cod": 1} if dropped_rounding else {"svd": 0, "gelsd": 1}
+    assert calls == {"cod": 0, **expect}
+    assert rank == (70 if atol else 80) == pinv_svd_one(a, atol, rtol)[1]
+    a64 = a.astype(np.complex128 if np.iscomplexobj(a) else np.float64)
+    u, s_, vh = np.linalg.svd(a64, full_matrices=False)
+    ref = vh[:rank].conj().T @ ((u[:, :rank].conj().T @ b) / s_[:rank, None])
+    kappa_r = s_[0] / s_[rank - 1]
+    tol = 8 * max(m, n) * eps * kappa_r * np.linalg.norm(ref)
+    assert np.linalg.norm(x - ref) <= tol
 
 
 def test_zero_matrix():

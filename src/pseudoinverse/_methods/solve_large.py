@@ -19,7 +19,11 @@ in order:
      factorisations of ``W = A^H``. Without the certificate: the SVD below (for tall input
      ``gelsd`` costs one QR there anyway).
 
-2. The SVD applied to ``B`` without singular vectors: LAPACK ``gelsd``. Its singular values
+2. A complete orthogonal decomposition (``cod.py``: QR with column pivoting, ``tzrzf``,
+   the ``gelsy`` algorithm, in double precision) where its triangular blocks show the
+   rank far from the threshold (``||R22||_2`` and ``1 / ||R11^{-1}||_F`` outside the band
+   below): about 4x faster than ``gelsd`` on rank-deficient input.
+3. The SVD applied to ``B`` without singular vectors: LAPACK ``gelsd``. Its singular values
    are not bit for bit ``gesdd``'s (``pinv``'s), so its answer is used only where no value
    lies within ``GUARD sqrt(p) eps sigma_max`` of the threshold (``_gelsd``): on both sides
    of that band the two drivers' decisions agree. Both are backward stable and, on the
@@ -31,15 +35,15 @@ in order:
    ``gelsd`` takes ``rcond`` before it knows ``sigma_max``: ``rtol`` where ``atol = 0``,
    else ``atol`` over a power-iteration estimate, with the values between its threshold
    and ``pinv``'s counted as in the band.
-3. Otherwise (in the band, or ``gelsd`` failing) ``svd._svd_one`` (``gesdd``, then
+4. Otherwise (in the band, or ``gelsd`` failing) ``svd._svd_one`` (``gesdd``, then
    ``gesvd``), the exact rule on its values, and ``U``, ``S``, ``V^H`` applied to ``B``.
 
 Accuracy promise: that of ``pinv(A) @ B`` by the SVD, about ``p eps kappa`` relative
 (``p = max(m, n)``, ``kappa`` of the kept part; plus the least-squares term ``p eps
 kappa^2 ||r|| / (||A|| ||x||)`` of any solver for inconsistent ``B``). Single precision
-runs route 1 in double precision (``eps_in`` decides the certificates), routes 2-3 in
-its own precision, as ``pinv`` does. ``solve_one_hermitian`` and ``damped_one`` document
-their own routes and promises.
+runs routes 1-2 in double precision (``eps_in`` decides the certificates and route 2's
+band), routes 3-4 in its own precision, as ``pinv`` does. ``solve_one_hermitian`` and
+``damped_one`` document their own routes and promises.
 """
 
 from __future__ import annotations
@@ -50,7 +54,7 @@ import numpy as np
 from scipy.linalg import blas, lapack
 
 from .._tolerance import threshold
-from . import gram
+from . import cod, gram
 from .certificate import MARGIN, certify, sq_norms
 from .eigh import _eigh_one
 from .qr import hopeless, smax_bound
@@ -307,8 +311,12 @@ def solve_one(
     x = _direct(aw, np.asfortranarray(bw), atol, rtol, eps_in)
     if x is not None:
         return np.ascontiguousarray(x, dtype=a.dtype), min(a.shape)
+    eps = float(np.finfo(a.dtype).eps)
+    got = cod.solve_cod(aw, bw, atol, rtol, eps)  # rank-deficient: gelsy's algorithm
+    if got is not None:
+        return np.ascontiguousarray(got[0], dtype=a.dtype), got[1]
     del aw, bw
-    got = _gelsd(a, b, atol, rtol, float(np.finfo(a.dtype).eps))
+    got = _gelsd(a, b, atol, rtol, eps)
     x, rank = got if got is not None else _svd_solve(a, b, atol, rtol, index)
     return np.ascontiguousarray(x, dtype=a.dtype), rank
 
