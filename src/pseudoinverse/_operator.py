@@ -38,7 +38,8 @@ def pinv_operator(
     the adjoint ``(A^+)^H = (A^H)^+`` (LSMR on ``A^H``), and ``op @ B`` or
     ``op.matmat(B)`` with ``B`` of shape ``(m, k)`` solves all ``k`` columns at once in
     lockstep: one product ``A @ V`` and one ``A^H @ U`` per step for the whole block, a
-    column leaving the block when it meets its stopping rule.
+    column leaving the block when it meets its stopping rule (one column runs SciPy's
+    ``lsmr`` itself).
 
     Parameters
     ----------
