@@ -147,7 +147,8 @@ def _apply(a, b, atol, rtol, lam, damped, hermitian):
             b = b.copy()
         out = np.empty((nbatch, n, b.shape[2]), dtype=a.dtype)
     rank = np.zeros(nbatch, dtype=np.int64)
-    atol, rtol, lam = (np.ascontiguousarray(t, dtype=np.float64) for t in (atol, rtol, lam))
+    # fresh writeable copies: a read-only array is another numba type (another compile)
+    atol, rtol, lam = (np.array(t, dtype=np.float64, order="C") for t in (atol, rtol, lam))
     args = (atol, rtol, lam, damped)
     if a.dtype.kind == "c":
         from .._kernels.jacobi_complex import apply_complex
@@ -303,7 +304,7 @@ def damped_jacobi(
     real kernel on ``[[Re A, -Im A], [Im A, Re A]]`` (bound on the doubled sizes).
     The Cholesky route is about 4x faster than float32 Jacobi for 6 x 7.
     """
-    damping = np.ascontiguousarray(damping, dtype=np.float64)
+    damping = np.array(damping, dtype=np.float64, order="C")  # writeable: one numba type
     if gram and not hermitian and a.dtype in (np.float32, np.complex64):
         out, ok = gram_damped(a, damping, b)
         if ok.all():
@@ -347,5 +348,6 @@ def gram_damped(a, damping, b):
         out = np.empty((nbatch, n, b.shape[2]), dtype=a.dtype)
     ok = np.empty(nbatch, dtype=np.bool_)
     limit = _GRAM_LIMIT / np.sqrt(min(m, n))
+    damping = np.array(damping, dtype=np.float64, order="C")  # writeable: one numba type
     kernel(a, b, damping, out, ok, limit)
     return out, ok

@@ -59,7 +59,10 @@ def _run(a, b, lam, atol, rtol, damped):
             b = b.copy()
         out = np.empty((nbatch, n, b.shape[2]), dtype=a.dtype)
     ok = np.empty(nbatch, dtype=np.bool_)
-    f64 = np.ascontiguousarray
+
+    def f64(t, dtype):  # a fresh writeable copy: a read-only array is another numba type
+        return np.array(t, dtype=dtype, order="C")
+
     blk = _block(m, n, b.shape[2] if b.shape[2] else m)
     cholqr_apply(
         a,
