@@ -68,7 +68,10 @@ def pinv(
     ----------
     A : array of shape ``(..., m, n)``
         NumPy array or array-like, PyTorch tensor, JAX, MLX, CuPy, Dask or any Array
-        API array. The result has the same library and device.
+        API array. The result has the same library and device. A Dask array gives a
+        lazy Dask array: a tall-and-skinny (or wide) matrix by TSQR, chunked along its
+        long axis and never gathered onto one worker; a stack block by block
+        (``docs/dask.rst``).
     rcond : float or array, optional
         NumPy's positional alias of ``rtol``; passing both is a ``TypeError``. As in
         ``numpy.linalg.pinv(a, rcond, hermitian)``, it may be the second positional
@@ -98,12 +101,16 @@ def pinv(
         certified randomized range finder for low-rank matrices, else the SVD.
         ``"auto"`` picks by size and dtype (the rule in ``_methods/__init__.py``);
         whatever it picks, the rank is the SVD rule's. On the portable path (GPU
-        tensors, JAX, Array API libraries) every general method is the SVD.
+        tensors, JAX, Array API libraries) every general method is the SVD. On a tall
+        or wide Dask matrix, the method applies to the ``min(m, n)``-square factor
+        ``R`` of its TSQR.
     return_rank : bool
         Also return the number of kept singular values (a :class:`PinvResult`).
     check_finite : bool
         ``True``: NaN/Inf raises ``numpy.linalg.LinAlgError`` (a ``ValueError``
-        subclass) naming the first bad batch index.
+        subclass) naming the first bad batch index (for Dask arrays when the result is
+        computed, naming the batch index, or the row (column) block of a tall (wide)
+        matrix).
         ``False``: those matrices get an all-NaN result (and rank 0), the rest are
         computed normally.
     stream : MLX stream or device, optional
@@ -309,9 +316,14 @@ def pinv_solve(
         As in :func:`pinv`. ``"svd"``/``"eigh"`` apply the decomposition to ``B``
         (``V diag(1/sigma kept) U^H B``); ``"jacobi"`` the compiled kernel's solve;
         ``"auto"`` also uses certified full-rank solves for large matrices (normal
-        equations, CholeskyQR2, QR, LU, Cholesky applied to ``B``) and LAPACK's
-        ``gelsd`` where its singular values prove ``pinv``'s rank. ``"batched"``,
-        ``"qr"`` and ``"randomized"`` form ``pinv(A)`` with that method and multiply.
+        equations, CholeskyQR2, QR, LU, Cholesky applied to ``B``), then a complete
+        orthogonal decomposition (column-pivoted QR) or LAPACK's ``gelsd`` where their
+        factors prove ``pinv``'s rank, and for stacks of 32 or more small real matrices
+        a compiled CholeskyQR2 on the members it proves of full rank (the others by
+        the Jacobi kernel). ``"batched"``, ``"qr"`` and ``"randomized"`` form
+        ``pinv(A)`` with that method and multiply. On a tall Dask matrix, ``k <= n``
+        right-hand sides come from the TSQR of ``[A B]`` (``Q`` is never formed),
+        ``k > n`` is ``pinv(A) @ B`` summed over row blocks.
         On the portable path (GPU tensors, tensors that require grad, JAX, Array API
         libraries) and for MLX, the differentiable ``pinv`` is multiplied into ``B``.
     return_rank : bool
@@ -387,9 +399,13 @@ def damped_pinv(A: Any, damping: Any, *, hermitian: bool = False, check_finite: 
     Notes
     -----
     The solve form, :func:`damped_pinv_solve`, applies it to a right-hand side without
-    forming it. Methods: stacks of many small matrices take the compiled Jacobi kernel
-    with the damped filter; large matrices the SVD filter per matrix; others NumPy's
-    batched SVD. On the portable path (GPU tensors, tensors that require grad, JAX,
+    forming it. Methods: stacks of 32 or more small real matrices take a compiled
+    CholeskyQR2 of ``[A^H; lambda I]`` (float32 first a float64 Cholesky of the Gram
+    matrix) wherever its error analysis holds, within the Jacobi route's promise
+    (``docs/methods.rst``), the others the compiled Jacobi kernel with the damped
+    filter; large matrices the SVD filter per matrix; others NumPy's batched SVD. A tall
+    Dask matrix applies the filter to the SVD of its TSQR factor ``R``. On the portable
+    path (GPU tensors, tensors that require grad, JAX,
     MLX, Array API libraries) it is ``pinv`` of ``[A; lambda I]`` with
     ``atol = rtol = 0``, whose first ``m`` columns are the damped inverse: the
     Golub–Pereyra derivative of that ``pinv`` is the exact derivative in ``A`` and in
