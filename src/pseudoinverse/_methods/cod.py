@@ -42,6 +42,8 @@ import math
 import numpy as np
 from scipy.linalg import lapack
 
+from . import gram
+
 GUARD = 8.0  # as solve_large.GUARD: GUARD sqrt(p) eps sigma_max
 POWER_STEPS = 12  # power iteration on R for sigma_max (tol's scale)
 ESTIMATE_SLACK = 0.02  # the estimate's shortfall allowed for (measured < 1e-3 at 12 steps)
@@ -59,16 +61,18 @@ def _funcs(dtype):
     return lapack.get_lapack_funcs(names, dtype=dtype)
 
 
-def _smax(r: np.ndarray) -> float:
-    """``||R v||`` after power iteration (``<= sigma_max``)."""
-    v = np.random.default_rng(20261202).standard_normal(r.shape[1]).astype(r.dtype)
-    for _ in range(POWER_STEPS):
-        v = np.conj(r.T) @ (r @ v)
+def power_norm(a: np.ndarray, steps: int = POWER_STEPS) -> float:
+    """``||A v||`` after ``steps`` of power iteration on ``A^H A`` (``<= ||A||_2``), from
+    ``gram.SEED``'s start vector (repeatable); ``A^H y`` without a conjugated copy."""
+    v = np.random.default_rng(gram.SEED).standard_normal(a.shape[1]).astype(a.dtype)
+    for _ in range(steps):
+        w = a @ v
+        v = np.conj(a.T @ np.conj(w)) if np.iscomplexobj(a) else a.T @ w
         nv = float(np.linalg.norm(v))
         if not nv > 0:
             return 0.0
         v /= nv
-    return float(np.linalg.norm(r @ v))
+    return float(np.linalg.norm(a @ v))
 
 
 def solve_cod(
@@ -87,14 +91,14 @@ def solve_cod(
     d = np.abs(np.diagonal(qr)[:kk]).astype(np.float64)
     if not d.size or d[0] == 0:  # the zero matrix (pivoting puts the largest column first)
         return np.zeros((n, b.shape[1]), dtype=a.dtype), 0
-    smax = max(_smax(np.triu(qr[:kk])), float(d[0]))  # sigma_max(A) = sigma_max(R)
+    smax = max(power_norm(np.triu(qr[:kk])), float(d[0]))  # sigma_max(A) = sigma_max(R)
     tol = max(atol, rtol * smax)
     band = GUARD * math.sqrt(p) * eps * smax + ESTIMATE_SLACK * tol
     r = int(np.count_nonzero(d > tol))
     r22 = 0.0
     if r < kk:  # ||R22||_2, bounded by ||R22||_F and by 1.5x its power-iteration estimate
         t = np.triu(qr[r:kk, r:])
-        r22 = min(float(np.linalg.norm(t)), R22_SLACK * _smax(t))
+        r22 = min(float(np.linalg.norm(t)), R22_SLACK * power_norm(t))
     # ... and a dropped part at rounding level: the COD's truncation differs from the SVD's
     # by O(||R22|| / sigma_r) relative, within pinv's p eps kappa only if ||R22|| is
     if not (r22 < tol - band and r22 <= p * eps * smax):
@@ -106,7 +110,7 @@ def solve_cod(
     if info != 0:  # pragma: no cover - an exact zero pivot: d says it cannot be
         return None
     t = np.triu(r11_inv)  # ||R11^{-1}||_2 as ||R22||_2 above
-    if not 1.0 / min(float(np.linalg.norm(t)), R22_SLACK * _smax(t)) > tol + band:
+    if not 1.0 / min(float(np.linalg.norm(t)), R22_SLACK * power_norm(t)) > tol + band:
         return None
     trans = b"C" if np.iscomplexobj(a) else b"T"
     q = qr[:, :kk]  # the reflectors (geqp3 stores min(m, n) of them)

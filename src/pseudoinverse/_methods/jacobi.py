@@ -327,7 +327,7 @@ def gram_damped(a, damping, b):
     """The float64 Cholesky route of ``damped_jacobi`` for float32/complex64: ``(out, ok)``."""
     from .._kernels.damped import gram_damped as kernel
 
-    nbatch, m, n = a.shape
+    _, m, n = a.shape
     if a.dtype.kind == "c":  # the real kernel on the realified matrix (exact in float32)
         ar = _realify(a)
         br = None if b is None else np.ascontiguousarray(np.concatenate([b.real, b.imag], 1))
@@ -335,6 +335,19 @@ def gram_damped(a, damping, b):
         if b is None:
             return np.ascontiguousarray(xr[:, :n, :m] + 1j * xr[:, n:, :m]), ok
         return np.ascontiguousarray(xr[:, :n] + 1j * xr[:, n:]), ok
+    a, b, out, ok = kernel_buffers(a, b)
+    limit = _GRAM_LIMIT / np.sqrt(min(m, n))
+    damping = np.array(damping, dtype=np.float64, order="C")  # writeable: one numba type
+    kernel(a, b, damping, out, ok, limit)
+    return out, ok
+
+
+def kernel_buffers(a: np.ndarray, b: np.ndarray | None):
+    """``(a, b, out, ok)`` for the stack kernels that compute ``X`` (``b is None``: ``b``
+    is then an empty ``(B, m, 0)``) or ``X @ b``: C-contiguous and writeable (numba
+    compiles a read-only array as another type, another compile), ``out`` ``(B, n, m)``
+    or ``(B, n, k)`` and the ``ok`` flags, uninitialised."""
+    nbatch, m, n = a.shape
     a = np.ascontiguousarray(a)
     if not a.flags.writeable:
         a = a.copy()
@@ -346,8 +359,4 @@ def gram_damped(a, damping, b):
         if not b.flags.writeable:
             b = b.copy()
         out = np.empty((nbatch, n, b.shape[2]), dtype=a.dtype)
-    ok = np.empty(nbatch, dtype=np.bool_)
-    limit = _GRAM_LIMIT / np.sqrt(min(m, n))
-    damping = np.array(damping, dtype=np.float64, order="C")  # writeable: one numba type
-    kernel(a, b, damping, out, ok, limit)
-    return out, ok
+    return a, b, out, np.empty(nbatch, dtype=np.bool_)

@@ -213,18 +213,6 @@ def _direct(
 # --- routes 2 and 3: the SVD applied to B ----------------------------------------------
 
 
-def _sigma_max_estimate(a: np.ndarray, steps: int = POWER_STEPS) -> float:
-    """``||A v||`` after ``steps`` of power iteration on ``A^H A`` (``<= sigma_max``)."""
-    v = np.random.default_rng(gram.SEED).standard_normal(a.shape[1]).astype(a.dtype)
-    for _ in range(steps):
-        v = _adj_mul(a, a @ v)
-        nv = float(np.linalg.norm(v))
-        if not nv > 0:
-            return 0.0
-        v /= nv
-    return float(np.linalg.norm(a @ v))
-
-
 def _gelsd(
     a: np.ndarray, b: np.ndarray, atol: float, rtol: float, eps: float
 ) -> tuple[np.ndarray, int] | None:
@@ -238,7 +226,7 @@ def _gelsd(
     # iteration); values between gelsd's threshold and pinv's count as in the band below
     rcond = rtol
     if atol > 0:
-        est = _sigma_max_estimate(a)
+        est = cod.power_norm(a, POWER_STEPS)
         rcond = max(atol / est, rtol) if est > 0 else 1.0
     rhs = np.zeros((p, k), dtype=a.dtype, order="F")
     rhs[:m] = b

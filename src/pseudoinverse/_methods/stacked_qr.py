@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .jacobi import kernel_buffers
+
 
 def supports(dtype: np.dtype) -> bool:
     """Real float32/float64 stacks (complex ones stay on the Jacobi kernels)."""
@@ -46,19 +48,8 @@ def _block(m: int, n: int, cols: int) -> int:
 def _run(a, b, lam, atol, rtol, damped):
     from .._kernels.cholqr import cholqr_apply
 
-    nbatch, m, n = a.shape
-    a = np.ascontiguousarray(a)
-    if not a.flags.writeable:  # numba compiles read-only arrays as another type
-        a = a.copy()
-    if b is None:
-        b = np.empty((nbatch, m, 0), dtype=a.dtype)
-        out = np.empty((nbatch, n, m), dtype=a.dtype)
-    else:
-        b = np.ascontiguousarray(b, dtype=a.dtype)
-        if not b.flags.writeable:
-            b = b.copy()
-        out = np.empty((nbatch, n, b.shape[2]), dtype=a.dtype)
-    ok = np.empty(nbatch, dtype=np.bool_)
+    _, m, n = a.shape
+    a, b, out, ok = kernel_buffers(a, b)
 
     def f64(t, dtype):  # a fresh writeable copy: a read-only array is another numba type
         return np.array(t, dtype=dtype, order="C")
