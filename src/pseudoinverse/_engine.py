@@ -206,22 +206,26 @@ def _pow2_scale(stack: np.ndarray) -> np.ndarray | None:
     return np.ldexp(1.0, np.where(outside, np.clip(-exponent, -1000, 1000), 0))
 
 
-def _stacks(a: np.ndarray, b: np.ndarray | None, dtype: Any, hermitian: bool, check_finite: bool):
-    """C-contiguous ``(B, m, n)`` / ``(B, m, k)`` stacks and the bad members (NaN/Inf
-    where ``A`` is read, or anywhere in ``B``); raises for them if ``check_finite``."""
-    *batch, m, n = a.shape
+def _as_stacks(a: np.ndarray, b: np.ndarray | None, dtype: Any):
+    """C-contiguous ``(B, m, n)`` / ``(B, m, k)`` stacks of ``dtype``."""
+    m, n = a.shape[-2:]
     stack = np.ascontiguousarray(a.reshape(-1, m, n), dtype=dtype)
+    # len(stack), not -1: with k = 0 the size is 0 and -1 is ambiguous (NumPy refuses)
+    rhs = None if b is None else np.ascontiguousarray(b.reshape(len(stack), m, b.shape[-1]), dtype)
+    return stack, rhs
+
+
+def _bad(stack: np.ndarray, rhs: np.ndarray | None, batch: list[int], hermitian: bool,
+         check_finite: bool) -> np.ndarray:  # fmt: skip
+    """The bad members (NaN/Inf where ``A`` is read, or anywhere in ``B``); raises for
+    them if ``check_finite``, naming the array that is bad at the first one."""
     bad_a = bad = _finite.bad_members(np, stack, hermitian)
-    rhs = None
-    if b is not None:
-        # len(stack), not -1: with k = 0 the size is 0 and -1 is ambiguous (NumPy refuses)
-        rhs = np.ascontiguousarray(b.reshape(len(stack), m, b.shape[-1]), dtype=dtype)
-        if rhs.size:
-            bad = bad | _finite.bad_members(np, rhs, False)
+    if rhs is not None and rhs.size:
+        bad = bad | _finite.bad_members(np, rhs, False)
     if check_finite and bad.any():
-        first = int(np.argmax(bad))  # the error names the array that is bad there
+        first = int(np.argmax(bad))
         _finite.raise_if_bad(np, bad.reshape(batch), "A" if bad_a[first] else "B")
-    return stack, rhs, bad
+    return bad
 
 
 def solve_numpy(
@@ -243,19 +247,18 @@ def solve_numpy(
     stack (``_methods.solve_first``: it scales each member itself and refuses non-finite
     ones); only the members it refuses take the checks and routes below.
     """
-    *batch, m, n = a.shape
+    *batch, _, n = a.shape
     k = b.shape[-1]
     at, rt = atol.reshape(-1), rtol.reshape(-1)
+    stack, rhs = _as_stacks(a, b, dtype)
     first = None
     if k and a.size:
-        stack = np.ascontiguousarray(a.reshape(-1, m, n), dtype=dtype)
-        rhs = np.ascontiguousarray(b.reshape(len(stack), m, k), dtype=dtype)
         first = _methods.solve_first(method, stack, rhs, at, rt, hermitian)
         if first is not None and first[2].all():
             return first[0].reshape(*batch, n, k), first[1].reshape(batch)
         if first is not None:  # the others take the method "auto" chose for the stack
             method = first[3]
-    stack, rhs, bad = _stacks(a, b, dtype, hermitian, check_finite)
+    bad = _bad(stack, rhs, batch, hermitian, check_finite)
     good = ~bad
     if first is None and k and good.all():  # nothing to mask: the method's arrays are it
         xs, rs = _solve_good(stack, rhs, at, rt, hermitian, method)
@@ -269,7 +272,7 @@ def solve_numpy(
         rank = np.zeros(len(stack), dtype=np.int64)
     if good.any() and k:
         x[good], rank[good] = _solve_good(
-            stack[good], rhs[good], at[good], rt[good], hermitian, method, first is None
+            stack[good], rhs[good], at[good], rt[good], hermitian, method
         )
     elif good.any():  # k == 0: no columns, but the rank is still A's
         _, rank[good] = compute_numpy(
@@ -291,14 +294,12 @@ def _solve_good(
     rtol: np.ndarray,
     hermitian: bool,
     method: str,
-    stacked: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Finite stacks through the method, scaled by powers of two where extreme
-    (``stacked=False``: the compiled full-rank route already refused them)."""
+    """Finite stacks through the method, scaled by powers of two where extreme."""
     s_a, at, scale = _scaled(stack, atol, hermitian)
     t = _pow2_scale(rhs)
     s_b = rhs if t is None else _times(rhs, t)
-    xs, rs = _methods.run_solve_numpy(method, s_a, s_b, at, rtol, hermitian, stacked)
+    xs, rs = _methods.run_solve_numpy(method, s_a, s_b, at, rtol, hermitian)
     if scale is not None or t is not None:
         ratio = (np.ones(len(rhs)) if scale is None else scale) / (1 if t is None else t)
         xs = _times(np.ascontiguousarray(xs), ratio)
@@ -322,14 +323,13 @@ def damped_numpy(
     *batch, m, n = a.shape
     cols = m if b is None else b.shape[-1]
     lam = np.broadcast_to(damping, batch).reshape(-1)
+    stack, rhs = _as_stacks(a, b, dtype)
     first = None
     if cols and a.size:
-        stack = np.ascontiguousarray(a.reshape(-1, m, n), dtype=dtype)
-        rhs = None if b is None else np.ascontiguousarray(b.reshape(len(stack), m, cols), dtype)
         first = _methods.damped_first(stack, lam, rhs, hermitian)
         if first is not None and first[1].all():
             return first[0].reshape(*batch, n, cols)
-    stack, rhs, bad = _stacks(a, b, dtype, hermitian, check_finite)
+    bad = _bad(stack, rhs, batch, hermitian, check_finite)
     good = ~bad
     if first is None and cols and good.all():  # nothing to mask: the method's array is it
         return _damped_good(stack, lam, rhs, hermitian).reshape(*batch, n, cols)
@@ -351,15 +351,16 @@ def _damped_good(
     lam: np.ndarray,
     rhs: np.ndarray | None,
     hermitian: bool,
-    stacked: bool = True,
+    gram: bool = True,
 ) -> np.ndarray:
     """Finite stacks through the damped methods, scaled by powers of two where extreme:
-    ``damped(s A, s lambda) = damped(A, lambda) / s`` (lambda scales like atol)."""
+    ``damped(s A, s lambda) = damped(A, lambda) / s`` (lambda scales like atol);
+    ``gram=False`` where ``damped_first`` already refused these members."""
     lam_in = lam
     s_a, lam, scale = _scaled(stack, lam, hermitian)
     t = None if rhs is None else _pow2_scale(rhs)
     s_b = rhs if t is None else _times(rhs, t)
-    xs = _methods.run_damped_numpy(s_a, lam, s_b, hermitian, stacked)
+    xs = _methods.run_damped_numpy(s_a, lam, s_b, hermitian, gram)
     if scale is not None or t is not None:
         ratio = (np.ones(len(s_a)) if scale is None else scale) / (1 if t is None else t)
         xs = _times(np.ascontiguousarray(xs), ratio)

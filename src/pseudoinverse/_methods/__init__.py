@@ -199,27 +199,11 @@ def run_xp(xp: Any, method: str, a: Any, atol: Any, rtol: Any, hermitian: bool) 
 # certified solves); the others ("batched", "qr", "randomized") form A^+ with that method
 # and multiply (documented in ``pinv_solve``).
 def run_solve_numpy(
-    method: str,
-    a: np.ndarray,
-    b: np.ndarray,
-    atol: np.ndarray,
-    rtol: np.ndarray,
-    hermitian: bool,
-    stacked: bool = True,
+    method: str, a: np.ndarray, b: np.ndarray, atol: np.ndarray, rtol: np.ndarray, hermitian: bool
 ) -> tuple[np.ndarray, np.ndarray]:
     """``pinv(A) @ B`` on finite stacks ``a (B, m, n)``, ``b (B, m, k)``: ``(x, rank)``,
-    with the rank that ``run_numpy`` gives for the same method (``stacked=False``: skip
-    ``solve_first``'s route, which already refused these members)."""
-    if stacked:
-        first = solve_first(method, a, b, atol, rtol, hermitian)
-        if first is not None:
-            x, rank, ok, name = first
-            if not ok.all():
-                redo = ~ok
-                x[redo], rank[redo] = run_solve_numpy(
-                    name, a[redo], b[redo], atol[redo], rtol[redo], hermitian, False
-                )
-            return x, rank
+    with the rank that ``run_numpy`` gives for the same method. (``solve_first``, the
+    compiled route on raw stacks, is the engine's to try before.)"""
     name = choose(method, hermitian, a.shape, a.dtype)
     if name != method:
         _log.debug(
@@ -269,25 +253,17 @@ def _solve_spectral(
 
 
 def run_damped_numpy(
-    a: np.ndarray, lam: np.ndarray, b: np.ndarray | None, hermitian: bool, stacked: bool = True
+    a: np.ndarray, lam: np.ndarray, b: np.ndarray | None, hermitian: bool, gram: bool = True
 ) -> np.ndarray:
     """The damped inverse (``b is None``) or its product with ``b``, for a finite stack:
-    the compiled kernels for stacks of small matrices (``damped_first``'s routes unless
-    ``stacked=False``, then Jacobi), per matrix for large ones
-    (``solve_large.damped_one``), else the SVD filter (``spectral.damped_svd``)."""
+    the compiled Jacobi kernel for stacks of small matrices (``gram=False``: without its
+    float32 Gram route, which ``damped_first`` already tried on these members), per
+    matrix for large ones (``solve_large.damped_one``), else the SVD filter
+    (``spectral.damped_svd``)."""
     batch, m, n = a.shape
-    if stacked:
-        first = damped_first(a, lam, b, hermitian)
-        if first is not None:
-            x, ok = first
-            if not ok.all():
-                redo = ~ok
-                sub = None if b is None else b[redo]
-                x[redo] = run_damped_numpy(a[redo], lam[redo], sub, hermitian, False)
-            return x
     if batch >= JACOBI_MIN_BATCH and jacobi.supports(m, n, a.dtype, batch):
         _log.debug("damped: the Jacobi kernel on a %s stack of shape %s", a.dtype, a.shape)
-        return jacobi.damped_jacobi(a, lam, b, hermitian=hermitian)
+        return jacobi.damped_jacobi(a, lam, b, hermitian=hermitian, gram=gram)
     if min(m, n) >= LARGE:
         from . import solve_large
 
