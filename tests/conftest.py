@@ -17,6 +17,11 @@ from typing import Any
 import numpy as np
 import pytest
 
+# The compiled routes load in the calling thread at first use (``_methods/warmup.py``),
+# so that "auto" takes the same route on the same input from a process's first call on;
+# tests/test_warmup.py tests the default background policy itself.
+os.environ.setdefault("PSEUDOINVERSE_KERNELS", "sync")
+
 
 @dataclass(frozen=True)
 class Backend:

@@ -331,3 +331,55 @@ def test_auto_on_stacks_matches_numpy(shape, dtype, rng):
     h = a[..., :m, :m] if m <= n else a[..., :n, :n]
     h = (h + np.swapaxes(h, -1, -2).conj()) / 2
     close(pi.pinv(h, hermitian=True), np.linalg.pinv(h, hermitian=True, rtol=None), h, factor=100)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_one_matrix_fast_path_is_the_general_path(dtype, rng, monkeypatch):
+    """The default pinv of one small matrix skips validation and routing
+    (``_engine.pinv_single``): its result must be the general path's, bit for bit, and
+    anything it cannot take (extreme scale, NaN, other dtypes or layouts) must reach the
+    general path, which scales, raises or converts as documented."""
+    from pseudoinverse import _engine
+
+    taken = []
+    real = _engine.pinv_single
+    monkeypatch.setattr(_engine, "pinv_single", lambda a, r: taken.append(1) or real(a, r))
+    shapes = [(1, 1), (3, 3), (6, 7), (7, 6), (2, 40), (40, 2), (63, 63), (20, 30)]
+    for m, n in shapes:
+        for rank in sorted({0, 1, min(m, n) // 2, min(m, n)}):
+            a = (rng.standard_normal((m, rank)) @ rng.standard_normal((rank, n))).astype(dtype)
+            if np.dtype(dtype).kind == "c":
+                a = a + 1j * (rng.standard_normal((m, rank)) @ rng.standard_normal((rank, n)))
+            a = a.astype(dtype)
+            for layout in (a, np.asfortranarray(a), a[::1, ::1].T.copy().T):
+                taken.clear()
+                got = pi.pinv(layout)
+                assert taken, "the fast path was not tried"
+                res = pi.pinv(layout, method="svd", return_rank=True)  # the general path
+                assert got.dtype == res.pinv.dtype == a.dtype and got.shape == (n, m)
+                assert got.flags.c_contiguous
+                np.testing.assert_array_equal(got, res.pinv)
+                fast = pi.pinv(layout, return_rank=True)
+                assert fast.rank == res.rank and isinstance(fast.rank, int)
+                assert fast.method == "svd"
+                np.testing.assert_array_equal(fast.pinv, res.pinv)
+    # what the fast path refuses: the general path's answers and errors
+    a = rng.standard_normal((4, 3)).astype(dtype)
+    for scale in (2.0**300, 2.0**-300, 2.0**40, 2.0**-40):
+        with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+            big = (a * scale).astype(dtype)
+        if not np.isfinite(big).all() or not big.any():
+            continue
+        np.testing.assert_array_equal(pi.pinv(big), pi.pinv(big, method="svd"))
+        ref = np.linalg.pinv(big.astype(np.complex128 if big.dtype.kind == "c" else np.float64))
+        single = np.finfo(dtype).eps > 1e-10
+        np.testing.assert_allclose(pi.pinv(big), ref, rtol=1e-3 if single else 1e-9, atol=0)
+    bad = a.copy()
+    bad[1, 1] = np.nan
+    with pytest.raises(np.linalg.LinAlgError, match=r"NaN|Inf|finite"):
+        pi.pinv(bad)
+    assert np.isnan(pi.pinv(bad, check_finite=False)).all()
+    swapped = a.astype(a.dtype.newbyteorder(">"))
+    np.testing.assert_allclose(pi.pinv(swapped), pi.pinv(a), rtol=0, atol=0)
+    with pytest.raises(TypeError):
+        pi.pinv(a, rcond=1e-3, rtol=1e-3)

@@ -50,6 +50,39 @@ def compute_numpy(
     return x.reshape(*batch, n, m), rank.reshape(batch)
 
 
+# The dtypes of the one-matrix fast path (native byte order only: ``np.dtype`` equality
+# would let a big-endian array through, which LAPACK wrappers then copy differently).
+_FAST_DTYPES = frozenset(np.dtype(t) for t in ("float32", "float64", "complex64", "complex128"))
+
+
+def pinv_single(a: np.ndarray, return_rank: bool) -> tuple[np.ndarray, int] | None:
+    """The default ``pinv(a)`` of one small NumPy matrix in a few microseconds, or ``None``.
+
+    The public ``pinv`` calls this first for a plain 2-D ``np.ndarray`` with every keyword
+    at its default (a control loop inverting one Jacobian per tick pays validation and
+    routing on every call: they cost more than the SVD of a 6x7 matrix). It applies only
+    where the general path would run the SVD method on the matrix as it is: a native
+    float32/float64/complex dtype, non-empty, ``"auto"`` resolving to ``"svd"``, and the
+    largest magnitude (NaN fails the test) zero or within the safe range, where
+    ``_scaled`` would not scale. Then it computes exactly what the general path computes
+    (the same function on the same data, so the same bits; ``tests/test_pinv.py``
+    compares them); anything else returns ``None`` and takes the general path, which
+    validates and raises as documented.
+    """
+    if a.ndim != 2 or a.dtype not in _FAST_DTYPES or not a.dtype.isnative:
+        return None
+    m, n = a.shape
+    if m == 0 or n == 0 or _methods.choose("auto", False, (1, m, n), a.dtype) != "svd":
+        return None
+    limit = 2.0 ** _SAFE_EXPONENT[a.itemsize if a.dtype.kind == "f" else a.itemsize // 2]
+    big = float(np.abs(a).max())
+    if not (big == 0 or 1 / limit <= big < limit):
+        return None
+    rtol = np.full(1, float(np.finfo(a.dtype).eps) * max(m, n))
+    x, rank = _methods.pinv_svd(a[None], np.zeros(1), rtol)
+    return x[0], int(rank[0]) if return_rank else 0
+
+
 def _run(
     method: str, stack: np.ndarray, atol: np.ndarray, rtol: np.ndarray, hermitian: bool
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -49,7 +49,7 @@ from typing import Any
 
 import numpy as np
 
-from . import batched, jacobi, spectral, stacked_qr
+from . import batched, jacobi, spectral, stacked_qr, warmup
 from .cholesky import cholesky_inverse, pinv_eigh_one
 from .eigh import hermitian_from_lower, pinv_eigh, pinv_eigh_xp
 from .qr import full_rank_inverse, pinv_qr
@@ -145,7 +145,11 @@ def choose(method: str, hermitian: bool, shape: tuple[int, ...], dtype: np.dtype
     batch, (m, n) = shape[0] if len(shape) > 2 else 1, shape[-2:]
     if batched.supports(m, n, dtype, batch):
         return "batched"
-    if batch >= JACOBI_MIN_BATCH and jacobi.supports(m, n, dtype, batch):
+    if (
+        batch >= JACOBI_MIN_BATCH
+        and jacobi.supports(m, n, dtype, batch)
+        and _jacobi_loaded(m, n, dtype)
+    ):
         return "jacobi"
     large = min(shape[-2:]) >= LARGE
     if hermitian:
@@ -153,6 +157,41 @@ def choose(method: str, hermitian: bool, shape: tuple[int, ...], dtype: np.dtype
     if large:
         return "direct_or_svd"
     return "svd"
+
+
+def _sample(m: int, n: int, dtype: np.dtype) -> np.ndarray:
+    """A small well-conditioned stack of ``dtype``: what a kernel's loading job runs on
+    (numba specialises on types, not values)."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((2, m, n)) + np.eye(m, n)
+    if np.dtype(dtype).kind == "c":
+        a = a + 1j * rng.standard_normal((2, m, n))
+    return a.astype(dtype)
+
+
+def _load_jacobi(m: int, n: int, dtype: np.dtype) -> None:
+    """Load the Jacobi kernels a ``(m, n)`` stack of ``dtype`` uses (pinv, solve, damped)."""
+    a = _sample(m, n, dtype)
+    tols = np.zeros(2), np.full(2, 1e-6)
+    jacobi.pinv_jacobi(a, *tols)
+    jacobi.solve_jacobi(a, a[:, :, :1], *tols)
+    jacobi.damped_jacobi(a, np.full(2, 0.1))
+
+
+def _jacobi_loaded(m: int, n: int, dtype: np.dtype) -> bool:
+    return warmup.loaded(("jacobi", np.dtype(dtype).str, m, n), lambda: _load_jacobi(m, n, dtype))
+
+
+def _load_stacked(m: int, n: int, dtype: np.dtype) -> None:
+    """Load the CholeskyQR2 kernels (solve and damped, with and without B) and, for
+    float32, the Gram kernel."""
+    a = _sample(m, n, dtype)
+    lam, b = np.full(2, 0.1), a[:, :, :1]
+    stacked_qr.solve_qr(a, b, np.zeros(2), np.full(2, 1e-6))
+    for rhs in (None, b):
+        stacked_qr.damped_qr(a, lam, rhs)
+        if a.dtype == np.float32:
+            jacobi.gram_damped(a, lam, rhs)
 
 
 def chosen_name(
@@ -177,6 +216,7 @@ def run_numpy(
     method: str, a: np.ndarray, atol: np.ndarray, rtol: np.ndarray, hermitian: bool
 ) -> tuple[np.ndarray, np.ndarray]:
     """Run a NumPy implementation on a stack ``(B, m, n)``."""
+    warmup.refresh()
     name = choose(method, hermitian, a.shape, a.dtype)
     if name != method:
         _log.debug("method=%r runs %r on a %s stack of shape %s", method, name, a.dtype, a.shape)
@@ -204,6 +244,7 @@ def run_solve_numpy(
     """``pinv(A) @ B`` on finite stacks ``a (B, m, n)``, ``b (B, m, k)``: ``(x, rank)``,
     with the rank that ``run_numpy`` gives for the same method. (``solve_first``, the
     compiled route on raw stacks, is the engine's to try before.)"""
+    warmup.refresh()
     name = choose(method, hermitian, a.shape, a.dtype)
     if name != method:
         _log.debug(
@@ -260,8 +301,13 @@ def run_damped_numpy(
     float32 Gram route, which ``damped_first`` already tried on these members), per
     matrix for large ones (``solve_large.damped_one``), else the SVD filter
     (``spectral.damped_svd``)."""
+    warmup.refresh()
     batch, m, n = a.shape
-    if batch >= JACOBI_MIN_BATCH and jacobi.supports(m, n, a.dtype, batch):
+    if (
+        batch >= JACOBI_MIN_BATCH
+        and jacobi.supports(m, n, a.dtype, batch)
+        and _jacobi_loaded(m, n, a.dtype)
+    ):
         _log.debug("damped: the Jacobi kernel on a %s stack of shape %s", a.dtype, a.shape)
         return jacobi.damped_jacobi(a, lam, b, hermitian=hermitian, gram=gram)
     if min(m, n) >= LARGE:
@@ -279,11 +325,13 @@ def run_damped_numpy(
 
 def _stacked(a: np.ndarray) -> bool:
     """Whether the compiled first routes take this stack (real, many small matrices)."""
+    warmup.refresh()
     batch, m, n = a.shape
     return (
         batch >= JACOBI_MIN_BATCH
         and jacobi.supports(m, n, a.dtype, batch)
         and stacked_qr.supports(a.dtype)
+        and warmup.loaded(("stacked", a.dtype.str, m, n), lambda: _load_stacked(m, n, a.dtype))
     )
 
 
