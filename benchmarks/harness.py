@@ -22,6 +22,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+# Steady-state timings: the compiled routes load at their first use, in the calling
+# thread, instead of LAPACK serving while they load in the background (the default
+# policy, whose first calls bench_coldstart.py measures).
+os.environ.setdefault("PSEUDOINVERSE_KERNELS", "sync")
+
 
 def parse(description: str, extra: Callable[[argparse.ArgumentParser], None] | None = None):
     """Common flags (``--threads``, ``--repeats``, ``--full``) and the thread set-up."""
