@@ -173,9 +173,9 @@ def pinv(
         and method == "auto"
         and type(check_finite) is bool
     ):
-        got = _engine.pinv_single(A, return_rank)
+        got = _engine.pinv_single(A)
         if got is not None:
-            return PinvResult(got[0], got[1], "svd") if return_rank else got[0]
+            return PinvResult(*got) if return_rank else got[0]
     req = _validate.pinv_request(A, rcond, hermitian, atol, rtol, method, check_finite, stream)
     if out is not None:
         _validate.check_out(out, req.kind, (*req.batch, req.n, req.m), req.result_dtype)

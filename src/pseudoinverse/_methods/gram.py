@@ -60,7 +60,6 @@ import math
 from typing import NamedTuple
 
 import numpy as np
-import scipy.linalg
 from scipy.linalg import blas, lapack
 
 from .certificate import MARGIN, sq_norms
@@ -85,6 +84,20 @@ class GramFactor(NamedTuple):
         return self.smax / self.smin
 
 
+_FUNCS: dict[tuple[str, str], object] = {}
+
+
+def _lapack(name: str, like: np.ndarray):
+    """``lapack.get_lapack_funcs`` for ``like``'s dtype, looked up once (the lookup costs
+    more than a small matrix's ``potrf``)."""
+    key = (name, like.dtype.char)
+    fn = _FUNCS.get(key)
+    if fn is None:
+        (fn,) = lapack.get_lapack_funcs((name,), (like,))
+        _FUNCS[key] = fn
+    return fn
+
+
 def _gram(a: np.ndarray) -> np.ndarray:
     """``G = W^H W`` (``k x k``, Fortran, upper triangle) by one ``syrk``/``herk``."""
     wide = a.shape[0] < a.shape[1]
@@ -103,10 +116,9 @@ def _psd_slack(g: np.ndarray, t: float, sign: float, gamma: float, rnd: float) -
     Hermitian ``g`` (upper triangle), or ``None`` when ``potrf`` fails on the shift."""
     m = g * sign  # exact; a new Fortran array for potrf to overwrite
     diag = np.einsum("ii->i", m)  # a writable view of the diagonal
-    big = float(np.max(np.abs(diag.real)))
+    big = float(np.abs(diag.real).max())
     diag -= sign * t
-    (potrf,) = lapack.get_lapack_funcs(("potrf",), (m,))
-    r, info = potrf(m, lower=0, overwrite_a=1, clean=1)
+    r, info = _lapack("potrf", m)(m, lower=0, overwrite_a=1, clean=1)
     if info != 0:
         return None
     k = g.shape[0]
@@ -134,12 +146,12 @@ def _estimates(g: np.ndarray, r: np.ndarray) -> tuple[float, float]:
     # in double precision (k x k, cheap): a float32 inverse iteration of a small-scale G
     # overflows in its norms; a non-finite estimate (NaN) makes the caller give up
     wide = np.promote_types(g.dtype, np.float64)
-    g, r = g.astype(wide), r.astype(wide)
+    g, r = g.astype(wide, copy=False), r.astype(wide, copy=False)
     if g.shape[0] <= DIRECT_ESTIMATES:  # small: LAPACK's eigenvalues, cheaper than the
         # iterations' Python steps (0.36 ms of a 200 x 20 solve); estimates all the same
         with np.errstate(over="ignore", invalid="ignore"):
-            try:
-                w = scipy.linalg.eigvalsh(g, lower=False, check_finite=False)
+            try:  # NumPy's gufunc: a sixth of scipy.linalg.eigvalsh's overhead
+                w = np.linalg.eigvalsh(g, UPLO="U")
             except (np.linalg.LinAlgError, ValueError):
                 return float("nan"), float("nan")
         return float(w[0]), float(w[-1])
@@ -161,21 +173,26 @@ def certify_rank(
     a: np.ndarray,
     atol: float,
     rtol: float,
-    fro: float,
-    smax_up: float,
+    fro: float | None = None,
+    smax_up: float | None = None,
     eps_in: float | None = None,
 ) -> GramFactor | None:
     """Steps 1-4 of the module docstring for one non-square C-ordered ``a``; ``fro`` is
-    ``||A||_F`` and ``smax_up >= sigma_max`` (``qr.smax_bound``); ``eps_in`` the eps of
-    the precision the SVD path would run in (default ``a``'s: see ``certificate.py``'s
-    ``eps`` and ``work_eps``). ``None`` if not proven."""
+    ``||A||_F`` and ``smax_up >= sigma_max`` (``qr.smax_bound``), both by default
+    ``sqrt(trace(G^))`` (``G^``'s diagonal entries are sums of squares, each within
+    ``gamma_p`` of the exact one, and their sum within ``gamma_k`` more: ``rnd`` covers
+    both); ``eps_in`` the eps of the precision the SVD path would run in (default
+    ``a``'s: see ``certificate.py``'s ``eps`` and ``work_eps``). ``None`` if not proven."""
     k, p = sorted(a.shape)
     eps = float(np.finfo(a.dtype).eps)
     eps_in = eps if eps_in is None else eps_in
     gamma = eps * (2 if np.iscomplexobj(a) else 1)
     rnd = 1 + 2 * k * p * eps
-    (potrf,) = lapack.get_lapack_funcs(("potrf",), (a,))
+    potrf = _lapack("potrf", a)
     g = _gram(a)
+    if fro is None:
+        fro = math.sqrt(max(float(np.trace(g).real), 0.0))
+        smax_up = fro if smax_up is None else smax_up
     r, info = potrf(g, lower=0, clean=1)
     if info != 0:
         return None  # G not numerically positive definite: kappa beyond this test's reach

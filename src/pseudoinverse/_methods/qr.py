@@ -175,9 +175,9 @@ def _qr_inverse(
 def _proof(
     a: np.ndarray, atol: float, rtol: float, eps_in: float | None = None
 ) -> gram.GramFactor | None:
-    """The Gram certificate of a non-square ``a`` (``gram.py``), or ``None``."""
-    (lange,) = lapack.get_lapack_funcs(("lange",), (a.T,))
-    return gram.certify_rank(a, atol, rtol, *smax_bound(a.T, lange), eps_in)
+    """The Gram certificate of a non-square ``a`` (``gram.py``; ``||A||_F`` from the
+    Gram matrix's trace), or ``None``."""
+    return gram.certify_rank(a, atol, rtol, eps_in=eps_in)
 
 
 def full_rank_inverse(

@@ -190,7 +190,25 @@ def pinv_svd(
     x = (ct(vh) * s_inv[:, None, :]) @ ct(u)
     if m < n:  # pinv(A) = pinv(A^H)^H
         x = np.ascontiguousarray(ct(x))
-    return x, np.count_nonzero(keep, axis=-1).astype(np.int64, copy=False)
+    return x, keep.sum(axis=-1, dtype=np.int64)
+
+
+def pinv_svd_single(a: np.ndarray, rtol: float) -> tuple[np.ndarray, int]:
+    """``pinv_svd`` of one small matrix ``a`` (2-D, C-ordered, finite, ``min(m, n) <
+    LARGE``) with ``atol = 0``: the same operations on the same data, so the same bits
+    (``tests/test_pinv.py`` compares them), with scalars where ``pinv_svd`` broadcasts
+    arrays of one member (one 6x7 matrix's SVD costs 9 us; each NumPy call about 1)."""
+    m, n = a.shape
+    ct = _ct_complex if a.dtype.kind == "c" else _t_real
+    u, s, vh = svd_batch(ct(a[None]) if m < n else a[None])
+    # float64 scalars, as threshold's arrays are: a float32 s is compared in float64
+    tol = max(0.0, rtol * float(s[0, 0]))
+    keep = s > np.float64(tol)
+    s_inv = np.divide(1, s, out=np.zeros_like(s), where=keep)
+    x = (ct(vh) * s_inv[:, None, :]) @ ct(u)
+    if m < n:
+        x = np.ascontiguousarray(ct(x))
+    return x[0], int(np.count_nonzero(keep))
 
 
 def _t_real(x: np.ndarray) -> np.ndarray:
