@@ -23,7 +23,7 @@ worst cells; the parent then writes the heat map (rows: cases; columns: thread m
 dtype; the colour is log2 of the ratio, centred at 1) and the raw JSON.
 
 Times are medians of repeats, each library timed in its own block after untimed warm-up
-calls (compiles, jit, caches; at default threads at least ``--settle`` seconds of them:
+calls (compiles, jit, caches; at default threads a ``--settle`` pause before each block:
 torch's and XLA's thread pools spin after a call and stall whichever library runs next);
 a call under 2 ms is timed in a loop. ``ratio`` is the median time of the faster of
 numpy.linalg.pinv and torch.linalg.pinv over ours (> 1: we are faster); ``spread`` is the
@@ -119,11 +119,11 @@ def make(np, case: dict, dtype: str):
 def sample(fns: dict, repeats: int, budget: float, settle: float) -> tuple[dict, dict]:
     """Per-repeat seconds per call of each ``fn`` and each warm-up result.
 
-    Each library is timed in its own block (its repeats back to back), after untimed
-    warm-up calls lasting ``settle`` seconds at least: torch's OpenMP and XLA's pools spin
-    for a while after a call, and would slow whichever library ran next (20-50x for a
-    500x20 pinv at two threads). A library gets fewer repeats (at least 3) where
-    ``repeats`` would exceed its share of ``budget``.
+    Each library is timed in its own block (its repeats back to back), after an untimed
+    call and at least ``settle`` seconds: torch's OpenMP and XLA's pools spin for a while
+    after a call and would slow whichever library ran next (20-50x for a 500x20 pinv at
+    two threads, 50 ms after torch's call; gone after 300 ms). A library gets fewer
+    repeats (at least 3) where ``repeats`` would exceed its share of ``budget``.
     """
     times: dict[str, list[float]] = {}
     first = {}
@@ -131,12 +131,12 @@ def sample(fns: dict, repeats: int, budget: float, settle: float) -> tuple[dict,
         t0 = time.perf_counter()
         first[name] = fn()  # compiles, jit, caches: not timed
         t = time.perf_counter() - t0
-        while True:  # the first call may have compiled: the last warm-up call sizes the loop
-            t1 = time.perf_counter()
+        if settle > t:
+            time.sleep(settle - t)  # let the previous library's spinning pool go idle
+        if t < 1.0:  # the first call may have compiled: a second one sizes the loop
+            t0 = time.perf_counter()
             fn()
-            t = time.perf_counter() - t1
-            if t1 + t - t0 >= settle or t >= 1.0:
-                break
+            t = time.perf_counter() - t0
         loops = max(1, min(1000, int(MIN_SAMPLE / max(t, 1e-9))))
         n = max(min(repeats, 3), min(repeats, int(budget / len(fns) / max(t, MIN_SAMPLE))))
         times[name] = []
@@ -341,7 +341,7 @@ def plot(cells: list[dict], path: str) -> None:
         ax.text(
             j,
             i,
-            f"{r:.2f}" if r < 10 else f"{r:.0f}",
+            f"{r:.0f}" if r >= 10 else f"{r:.2f}" if r >= 0.1 else f"{r:.1g}",
             ha="center",
             va="center",
             fontsize=7,
@@ -379,7 +379,7 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=5, help="timed repeats per cell (median)")
     p.add_argument("--cell-budget", type=float, default=None, help="seconds a cell aims at")
     p.add_argument(
-        "--settle", type=float, default=0.3, help="seconds of warm-up a library (default threads)"
+        "--settle", type=float, default=0.3, help="pause before each library (default threads)"
     )
     p.add_argument("--dtypes", nargs="+", choices=DTYPES, default=DTYPES)
     p.add_argument("--only", default=None, help="regular expression on the case labels")
