@@ -64,6 +64,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .products import matmul
+
 MARGIN = 4.0  # safety factor between sigma_min's lower bound and the threshold (step 3)
 R_MAX = 0.5  # r <= 1/2: sigma_min(A) >= (1 - r) / ||X||_F is informative (step 2)
 _SQ_MIN = 1e-290  # a smaller float64 sum of squares may have lost terms to underflow
@@ -95,6 +97,8 @@ def sq_norms(x: np.ndarray) -> np.ndarray:
 
 
 def _matmul(x: np.ndarray, w: np.ndarray, rows: slice) -> np.ndarray:
+    if x.ndim == 2:  # one large matrix: SciPy's gemm, its factorisation's pool
+        return matmul(x[rows], w)
     return x[..., rows, :] @ w
 
 

@@ -63,6 +63,7 @@ import numpy as np
 from scipy.linalg import blas, lapack
 
 from .certificate import MARGIN, sq_norms
+from .products import matmul
 
 K_NE = 4.0  # the normal equations only where kappa <= K_NE (error within 2 K_NE of the SVD's)
 STEPS = 30  # inverse and power iteration steps for the shifts (estimates only)
@@ -216,6 +217,9 @@ def certify_rank(
 def _normal_equations(a: np.ndarray, y: np.ndarray) -> np.ndarray:
     """``A^+`` from ``G^{-1} = Y Y^H``: ``G^{-1} A^H`` (tall) or ``A^H G^{-1}`` (wide)."""
     m, n = a.shape
+    if not np.iscomplexobj(a):  # SciPy's gemm, the pool of the syrk and potrf before
+        ginv = matmul(y, y.T)
+        return matmul(a.T, ginv) if m < n else matmul(ginv, a.T)
     ginv = y @ y.conj().T
     x = np.empty((n, m), dtype=a.dtype)
     if np.iscomplexobj(a):  # conj(X) = conj(G^-1) A^T or A^T conj(G^-1): a.T is a view
@@ -240,7 +244,10 @@ def _cholqr2(a: np.ndarray, fac: GramFactor, y: np.ndarray) -> np.ndarray | None
     else:  # Q1^T = R^{-T} A^T: left solve on the Fortran view a.T, read back as C
         q1 = trsm(1.0, fac.r, a.T, side=0, lower=0, trans_a=1).T  # C-ordered (m, n)
     # the Gram matrix of Q1 (for wide, q1 holds Q1^H)
-    g2 = np.asfortranarray(q1 @ q1.conj().T if wide else q1.conj().T @ q1)
+    if not np.iscomplexobj(a):  # SciPy's gemm: the trsm's pool (products.py)
+        g2 = np.asfortranarray(matmul(q1, q1.T) if wide else matmul(q1.T, q1))
+    else:
+        g2 = np.asfortranarray(q1 @ q1.conj().T if wide else q1.conj().T @ q1)
     potrf, potri = lapack.get_lapack_funcs(("potrf", "potri"), (g2,))
     r2, info = potrf(g2, lower=0, overwrite_a=1)
     if info != 0:
@@ -249,6 +256,8 @@ def _cholqr2(a: np.ndarray, fac: GramFactor, y: np.ndarray) -> np.ndarray | None
     if info != 0:
         return None
     t = y @ (np.triu(g2inv) + np.triu(g2inv, 1).conj().T)  # W^+ = T Q1^H
+    if not np.iscomplexobj(a):
+        return matmul(q1.T, t.T) if wide else matmul(t, q1.T)  # A^+ = (T Q1^T)^T or T Q1^T
     if wide:  # A^+ = (W^+)^H = (T Q1^H)^H: T Q1^H into Fortran (m x n), read as (n x m)
         z = np.empty((m, n), dtype=a.dtype, order="F")
         np.matmul(t, q1, out=z)

@@ -24,6 +24,7 @@ import functools
 import numpy as np
 
 from .._tolerance import threshold
+from .products import matmul
 
 _P = ctypes.c_void_p
 _INT_MAX = 2**31 - 1  # cython_lapack's integers are 32-bit
@@ -122,6 +123,7 @@ def pinv_lean(
         if info.value != 0:  # pragma: no cover - only illegal arguments make ormbr fail
             return None
     u *= (1 / d[:rank]).astype(dt)  # U_r S_r^{-1}
+    # SciPy's gemm: the thread pool of the LAPACK calls before (products.py)
     if transpose:  # X^T = U_r S_r^{-1} V_r^T (m x n)
-        return u @ vt, rank
-    return vt.T @ u.T, rank  # X = V_r S_r^{-1} U_r^T (n x m), C-ordered
+        return matmul(u, vt), rank
+    return matmul(vt.T, u.T), rank  # X = V_r S_r^{-1} U_r^T (n x m), C-ordered

@@ -55,6 +55,7 @@ from scipy.linalg import blas, lapack
 
 from . import gram
 from .certificate import MARGIN, certify, sq_norms
+from .products import matmul
 
 
 def _eps(dtype: np.dtype) -> float:
@@ -167,7 +168,9 @@ def _qr_inverse(
         work_eps=eps,
         s_up=smax_up,
         w_fro=fro,
-        product=(lambda x, w, rows: w[rows] @ x) if wide else (lambda x, w, rows: x[rows] @ w),
+        product=(lambda x, w, rows: matmul(w[rows], x))
+        if wide
+        else (lambda x, w, rows: matmul(x[rows], w)),
     )
     return x if verdict.accepted else None
 

@@ -23,6 +23,7 @@ from scipy.linalg import lapack
 
 from .._tolerance import count, threshold
 from . import lean_svd
+from .products import matmul
 
 LARGE = 64  # min(m, n) from which a stack is done matrix by matrix (lean path)
 
@@ -151,6 +152,8 @@ def pinv_svd_one(a: np.ndarray, atol: float, rtol: float, index: int = 0) -> tup
         return x, 0
     uk, vk = u[:, :rank], vh[:rank]  # slices to the rank: NumPy data are concrete
     uk *= (1 / s[:rank]).astype(uk.dtype)  # columns of U scaled in place
+    if not np.iscomplexobj(x):  # SciPy's gemm, the SVD's thread pool (products.py)
+        return (matmul(uk, vk) if wide else matmul(vk.T, uk.T)), rank
     if wide:  # A = (U S V^H)^H: A^+ = U S^-1 V^H
         np.matmul(uk, vk, out=x)
     else:  # A^+ = V S^-1 U^H = conj(V^H^T (U S^-1)^T)
