@@ -343,7 +343,7 @@ def test_one_matrix_fast_path_is_the_general_path(dtype, rng, monkeypatch):
 
     taken = []
     real = _engine.pinv_single
-    monkeypatch.setattr(_engine, "pinv_single", lambda a: taken.append(1) or real(a))
+    monkeypatch.setattr(_engine, "pinv_single", lambda a, h: taken.append(1) or real(a, h))
     shapes = [(1, 1), (3, 3), (6, 7), (7, 6), (2, 40), (40, 2), (63, 63), (20, 30)]
     for m, n in shapes:
         for rank in sorted({0, 1, min(m, n) // 2, min(m, n)}):
@@ -351,18 +351,31 @@ def test_one_matrix_fast_path_is_the_general_path(dtype, rng, monkeypatch):
             if np.dtype(dtype).kind == "c":
                 a = a + 1j * (rng.standard_normal((m, rank)) @ rng.standard_normal((rank, n)))
             a = a.astype(dtype)
+            default = np.finfo(dtype).eps * max(m, n)  # the default rtol, passed: general path
             for layout in (a, np.asfortranarray(a), a[::1, ::1].T.copy().T):
-                taken.clear()
-                got = pi.pinv(layout)
-                assert taken, "the fast path was not tried"
-                res = pi.pinv(layout, method="svd", return_rank=True)  # the general path
-                assert got.dtype == res.pinv.dtype == a.dtype and got.shape == (n, m)
-                assert got.flags.c_contiguous
-                np.testing.assert_array_equal(got, res.pinv)
-                fast = pi.pinv(layout, return_rank=True)
-                assert fast.rank == res.rank and isinstance(fast.rank, int)
-                assert fast.method == "svd"
-                np.testing.assert_array_equal(fast.pinv, res.pinv)
+                for herm in (False, True) if m == n else (False,):
+                    taken.clear()
+                    got = pi.pinv(layout, hermitian=herm)
+                    assert taken, "the fast path was not tried"
+                    res = pi.pinv(layout, rtol=default, hermitian=herm, return_rank=True)
+                    assert got.dtype == res.pinv.dtype == a.dtype and got.shape == (n, m)
+                    assert got.flags.c_contiguous
+                    np.testing.assert_array_equal(got, res.pinv)
+                    fast = pi.pinv(layout, hermitian=herm, return_rank=True)
+                    assert fast.rank == res.rank and isinstance(fast.rank, int)
+                    assert fast.method == res.method
+                    np.testing.assert_array_equal(fast.pinv, res.pinv)
+                    h = layout.astype(np.complex128)
+                    if herm:  # the matrix the lower triangle defines
+                        h = np.tril(h) + np.tril(h, -1).conj().T
+                        h[np.diag_indices(n)] = h.diagonal().real
+                    sv = np.linalg.svd(h, compute_uv=False)
+                    tol = sv[0] * default
+                    kept = sv[sv > tol]
+                    if kept.size and sv[sv <= tol].max(initial=0) < tol / 10 < kept[-1] / 100:
+                        ref = np.linalg.pinv(h, rcond=default)  # a clear gap: one rank
+                        err = np.linalg.norm(got - ref) / np.linalg.norm(ref)
+                        assert err < 100 * np.finfo(dtype).eps * max(m, n) * kept[0] / kept[-1]
     # what the fast path refuses: the general path's answers and errors
     a = rng.standard_normal((4, 3)).astype(dtype)
     for scale in (2.0**300, 2.0**-300, 2.0**40, 2.0**-40):

@@ -169,11 +169,11 @@ def pinv(
     if (  # one plain matrix, every keyword at its default: microseconds of overhead
         type(A) is np.ndarray
         and all(v is None for v in (rcond, atol, rtol, out, stream))
-        and hermitian is False
+        and type(hermitian) is bool
         and method == "auto"
         and type(check_finite) is bool
     ):
-        got = _engine.pinv_single(A)
+        got = _engine.pinv_single(A, hermitian)
         if got is not None:
             return PinvResult(*got) if return_rank else got[0]
     req = _validate.pinv_request(A, rcond, hermitian, atol, rtol, method, check_finite, stream)

@@ -55,14 +55,15 @@ def compute_numpy(
 _FAST_DTYPES = frozenset(np.dtype(t) for t in ("float32", "float64", "complex64", "complex128"))
 
 
-def pinv_single(a: np.ndarray) -> tuple[np.ndarray, int, str] | None:
+def pinv_single(a: np.ndarray, hermitian: bool = False) -> tuple[np.ndarray, int, str] | None:
     """The default ``pinv(a)`` of one NumPy matrix of up to ``FAST_SIZE`` entries without
     the general path's overhead, or ``None``: ``(X, rank, method)``.
 
     The public ``pinv`` calls this first for a plain 2-D ``np.ndarray`` with every keyword
     at its default (a control loop inverting one Jacobian per tick pays validation and
     routing on every call: they cost more than the SVD of a 6x7 matrix). It applies only
-    where the general path would run the method ``"auto"`` picks on the matrix as it is:
+    where the general path would run the method ``"auto"`` picks on the matrix as it is
+    (``hermitian`` too, on a square matrix):
     a native float32/float64/complex dtype, non-empty, and the largest magnitude (NaN
     fails the test) zero or within the safe range, where ``_scaled`` would not scale.
     Then it computes exactly what the general path computes (the same method on the
@@ -73,18 +74,18 @@ def pinv_single(a: np.ndarray) -> tuple[np.ndarray, int, str] | None:
     if a.ndim != 2 or a.dtype not in _FAST_DTYPES or not a.dtype.isnative:
         return None
     m, n = a.shape
-    if m == 0 or n == 0 or a.size > FAST_SIZE:
+    if m == 0 or n == 0 or a.size > FAST_SIZE or (hermitian and m != n):
         return None
     limit = 2.0 ** _SAFE_EXPONENT[a.itemsize if a.dtype.kind == "f" else a.itemsize // 2]
     big = float(np.abs(a).max())
     if not (big == 0 or 1 / limit <= big < limit):
         return None
-    name = _methods.choose("auto", False, (1, m, n), a.dtype)
+    name = _methods.choose("auto", hermitian, (1, m, n), a.dtype)
     rtol = float(np.finfo(a.dtype).eps) * max(m, n)
     if name == "svd":  # the same operations as pinv_svd's, with scalars
         return (*_methods.pinv_svd_single(np.ascontiguousarray(a), rtol), name)
     stack = np.ascontiguousarray(a)[None]
-    x, rank = _methods.run_numpy(name, stack, np.zeros(1), np.full(1, rtol), False)
+    x, rank = _methods.run_numpy(name, stack, np.zeros(1), np.full(1, rtol), hermitian)
     return x[0], int(rank[0]), name
 
 

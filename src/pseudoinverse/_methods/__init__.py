@@ -18,9 +18,10 @@ computes them with the SVD.
 The ``"auto"`` rule (for NumPy-backed input), by size (``LARGE = svd.LARGE`` on
 ``min(m, n)``):
 
-1. ``hermitian=True``: large matrices try Cholesky, taken only when it succeeds and
-   the residual certificate (``certificate.py``) proves
-   every eigenvalue is kept (``cholesky.py``), else the lean
+1. ``hermitian=True``: large matrices try Cholesky, then (indefinite) LU of the whole
+   matrix, each taken only when it succeeds and the residual certificate
+   (``certificate.py``) proves every eigenvalue is kept (``cholesky.py``, ``qr.py``),
+   else the lean
    eigh path (``cholesky.pinv_eigh_one``: same eigenvalues and rank as ``"eigh"``,
    ``X`` by two ``syrk``); small ones ``"eigh"``.
 2. otherwise, large matrices try LU (square; ``qr.py``) or, non-square, the normal
@@ -103,10 +104,31 @@ pinv_direct_or_svd = _certified_or(
     '"auto" for large general matrices: certified LU, normal equations or QR per matrix, '
     "else the SVD.",
 )
+
+
+def _hermitian_inverse(
+    a: np.ndarray, atol: float, rtol: float, eps_in: float | None = None
+) -> np.ndarray | None:
+    """Certified ``A^{-1}`` of a Hermitian ``a`` (lower triangle), or ``None``: Cholesky
+    where it is positive definite, else LU of the whole matrix (``qr.py``'s certified
+    LU, about ``2 n^3`` flops and a residual against eigh's ``9 n^3``: 128 x 128 took
+    0.45 ms against 1.23), returned as its Hermitian part (no farther from ``A^{-1}``,
+    which is Hermitian, than the LU inverse)."""
+    x = cholesky_inverse(a, atol, rtol, eps_in)
+    if x is not None:
+        return x
+    full = np.ascontiguousarray(hermitian_from_lower(np, a[None])[0])
+    x = full_rank_inverse(full, atol, rtol, eps_in)
+    if x is None:
+        return None
+    x = (x + x.conj().T) * np.asarray(0.5, dtype=x.real.dtype)
+    return np.ascontiguousarray(x)
+
+
 pinv_cholesky_or_eigh = _certified_or(
-    cholesky_inverse,
+    _hermitian_inverse,
     pinv_eigh_one,
-    '"auto" for large Hermitian matrices: certified Cholesky per matrix, else eigh.',
+    '"auto" for large Hermitian matrices: certified Cholesky or LU per matrix, else eigh.',
 )
 
 
