@@ -208,8 +208,20 @@ def _load_jacobi(m: int, n: int, dtype: np.dtype) -> None:
     jacobi.damped_jacobi(a, np.full(2, 0.1))
 
 
+def _child(loader: str, m: int, n: int, dtype: np.dtype) -> str:
+    """The source a child process runs to compile what ``loader`` loads (warmup.py)."""
+    return (
+        f"import numpy as np; from pseudoinverse._methods import {loader} as f; "
+        f"f({m}, {n}, np.dtype({np.dtype(dtype).str!r}))"
+    )
+
+
 def _jacobi_loaded(m: int, n: int, dtype: np.dtype) -> bool:
-    return warmup.loaded(("jacobi", np.dtype(dtype).str, m, n), lambda: _load_jacobi(m, n, dtype))
+    return warmup.loaded(
+        ("jacobi", np.dtype(dtype).str, m, n),
+        lambda: _load_jacobi(m, n, dtype),
+        _child("_load_jacobi", m, n, dtype),
+    )
 
 
 def _load_stacked(m: int, n: int, dtype: np.dtype) -> None:
@@ -361,7 +373,11 @@ def _stacked(a: np.ndarray) -> bool:
         batch >= JACOBI_MIN_BATCH
         and jacobi.supports(m, n, a.dtype, batch)
         and stacked_qr.supports(a.dtype)
-        and warmup.loaded(("stacked", a.dtype.str, m, n), lambda: _load_stacked(m, n, a.dtype))
+        and warmup.loaded(
+            ("stacked", a.dtype.str, m, n),
+            lambda: _load_stacked(m, n, a.dtype),
+            _child("_load_stacked", m, n, a.dtype),
+        )
     )
 
 

@@ -6,7 +6,8 @@ numba (0.3-0.8 s) and loads them from numba's cache, or compiles them where the 
 cold (seconds to tens of seconds per dtype). NumPy serves a first call on a batch in
 milliseconds. So ``"auto"`` takes a compiled route only once it is loaded: the first call
 that would take it starts loading it on one background thread, from a small copy of
-that call's input (the exact kernels and types the call needs), and is served by LAPACK
+that call's shape and dtype (the exact kernels and types the call needs; a cold cache is
+compiled first in a child process, away from this process's GIL), and is served by LAPACK
 (the SVD, eigh or their solve and damped forms, the routes ``"auto"`` takes for short
 stacks); the calls after the load take the kernel. Results of both routes keep their
 documented promises, and the rank is the SVD rule's on either (near the threshold the two
@@ -33,8 +34,10 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Callable, Hashable
 
 _log = logging.getLogger("pseudoinverse")
@@ -47,8 +50,8 @@ _ready: set[Hashable] = set()  # loaded, as the compute entry points see it
 _done: set[Hashable] = set()  # loaded by the worker, not yet seen (refresh moves them)
 _failed: set[Hashable] = set()
 _pending: set[Hashable] = set()
-_jobs: queue.Queue = queue.Queue()
-_worker: threading.Thread | None = None
+_jobs: list[tuple[Hashable, Callable[[], object], str | None]] = []
+_worker: threading.Thread | None = None  # alive while jobs remain; then it ends
 
 
 def policy() -> str:
@@ -68,11 +71,17 @@ def refresh() -> None:
             _done.clear()
 
 
-def loaded(key: Hashable, job: Callable[[], object]) -> bool:
+def loaded(key: Hashable, job: Callable[[], object], child: str | None = None) -> bool:
     """Whether the compiled route ``key`` may run now; if it is not loaded, have ``job``
     (which runs that route on a small sample, loading its kernels) load it according to
     the policy: on the worker thread (``background``, returns ``False``), here
-    (``sync``, returns whether it loaded), or never (``lapack``)."""
+    (``sync``, returns whether it loaded), or never (``lapack``).
+
+    ``child`` is Python source that does what ``job`` does: in the background the worker
+    runs it first in a child process, so that a cold cache is compiled there (numba
+    writes it; the job then loads it), not under this process's GIL, where it would slow
+    the calls LAPACK serves meanwhile (on 2 cores, 2x for a 1000 x 6x7 pinv)."""
+    global _worker
     if key in _ready:
         return True
     mode = policy()
@@ -86,25 +95,50 @@ def loaded(key: Hashable, job: Callable[[], object]) -> bool:
         if key in _pending or key in _done:
             return False
         _pending.add(key)
-        _jobs.put((key, job))
-        _start_worker()
+        _jobs.append((key, job, child))
+        if _worker is None:
+            _worker = threading.Thread(target=_work, name="pseudoinverse-kernels", daemon=True)
+            _worker.start()
     return False
 
 
-def _start_worker() -> None:
-    global _worker
-    if _worker is None or not _worker.is_alive():
-        _worker = threading.Thread(target=_work, name="pseudoinverse-kernels", daemon=True)
-        _worker.start()
+# The worker waits this long before its first job: the call that queued it (and the calls
+# right after) run on LAPACK without a thread that takes the GIL (starting a process,
+# importing numba) while they run.
+START_DELAY = 0.25  # seconds
 
 
 def _work() -> None:
+    """Run the queued loading jobs one after the other, then end (no idle thread stays)."""
+    global _worker
+    time.sleep(START_DELAY)
     while True:
-        key, job = _jobs.get()
-        try:
-            _run(key, job)
-        finally:
-            _jobs.task_done()
+        with _lock:
+            if not _jobs:
+                _worker = None
+                return
+            key, job, child = _jobs.pop(0)
+        if child is not None:
+            _compile_apart(child)
+        _run(key, job)
+
+
+def _compile_apart(child: str) -> None:
+    """Run ``child`` in a fresh interpreter with this one's path; any failure is left to
+    the in-process job (which then compiles itself)."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    try:
+        subprocess.run(
+            [sys.executable, "-c", child],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=900,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError) as err:
+        _log.debug("the kernels' child process failed (%s); they load here", err)
 
 
 def _run(key: Hashable, job: Callable[[], object]) -> None:
@@ -123,7 +157,12 @@ def _run(key: Hashable, job: Callable[[], object]) -> None:
 
 def wait() -> None:
     """Block until every queued load has finished (tests and benchmarks), then refresh."""
-    _jobs.join()
+    while True:
+        with _lock:
+            worker = _worker
+        if worker is None:
+            break
+        worker.join()
     refresh()
 
 
