@@ -22,9 +22,18 @@ repeats with the calls interleaved repeat by repeat, after one untimed call each
 * ``grad``: ``jax.jit(jax.grad(lambda a: pinv(a).sum()))`` against the same with
   ``jnp.linalg.pinv`` (its own Golub–Pereyra rule), up to ``GRAD_MAX`` elements.
 
-``err`` is the largest relative difference ``||X - X_jnp|| / ||X_jnp||`` over the
-stack's members (full-rank inputs, where both tolerances keep every value). ``path`` is
-the method ``"auto"`` chose. Targets (issue 12, one thread): 5x on 1e5 3x3 float64,
+A second table (not with ``--quick``) times ``pinv_solve(A, b)`` against the jitted
+``jnp.linalg.pinv(A) @ b`` and ``damped_pinv(A, 0.1)`` against the jitted normal-equations
+form ``A^T (A A^T + 0.01 I)^-1`` (``jnp.linalg.solve``), ours eager and jitted.
+
+``err`` and ``jnp err`` are the largest relative differences ``||X - X_ref|| /
+||X_ref||`` over the stack's members of ours (jitted) and of ``jnp.linalg.pinv`` from
+``numpy.linalg.pinv`` in float64/complex128 with our default ``rtol = max(m, n) eps``.
+For float64 input that reference is the same LAPACK SVD as jnp's (``jnp err`` near 0),
+so ``err`` shows ``kappa eps`` of a different algorithm (the Jacobi kernel, LU); for
+float32 jnp's default ``rtol``, ten times larger, cuts the smallest singular value of a
+few random members that ours keeps (``jnp err`` 1 there). ``path`` is the method
+``"auto"`` chose. Targets (issue 12, one thread): 5x on 1e5 3x3 float64,
 2x on 2000x2000 full-rank float64.
 """
 
@@ -99,9 +108,10 @@ def run(args) -> None:
         results: dict = {}
         reps = repeats if a.size * max(m, n) < 1e9 else min(repeats, 3)
         times = harness.median_times(fns, reps, results)
-        x, ref = np.asarray(results["jit"]), np.asarray(results["jnp"])
-        diff = np.linalg.norm((x - ref).reshape(-1, n * m), axis=1)
-        err = float(np.max(diff / np.linalg.norm(ref.reshape(-1, n * m), axis=1)))
+        wide = np.complex128 if np.dtype(dtype).kind == "c" else np.float64
+        eps = float(np.finfo(dtype).eps)
+        ref = np.linalg.pinv(a_np.astype(dtype).astype(wide), rtol=max(m, n) * eps)
+        err, jnp_err = (rel_err(results[k], ref) for k in ("jit", "jnp"))
         path = pi.pinv(a, return_rank=True).method
         ratio = {k: times["jnp"] / times[k] for k in ("eager", "jit", "vmap") if k in times}
         grad = times["grad jnp"] / times["grad"] if grads else None
@@ -117,6 +127,7 @@ def run(args) -> None:
                 ratio.get("vmap"),
                 grad,
                 f"{err:.1e}",
+                f"{jnp_err:.1e}",
             ]
         )
         if target is not None:
@@ -128,11 +139,79 @@ def run(args) -> None:
                 f"jnp.linalg.pinv (target {target:g}x at one thread){verdict}"
             )
         print(f"  {label} {dtype}: done", flush=True)
-    header = ["case", "dtype", "path", "jnp", "eager", "jit", "vmap", "grad", "err"]
+    header = ["case", "dtype", "path", "jnp", "eager", "jit", "vmap", "grad", "err", "jnp err"]
     print(f"\n## jnp.linalg.pinv time / ours, threads {args.threads}")
     print(harness.table(header, table))
+    if not args.quick:
+        solve_table(jax, pi, rng, repeats)
     print(f"\n## summary, threads {args.threads}")
     print("\n".join(summary))
+
+
+def rel_err(x, ref) -> float:
+    """The largest relative error over the members of a stack (or one matrix)."""
+    import numpy as np
+
+    m, n = ref.shape[-2:]
+    diff = np.linalg.norm((np.asarray(x) - ref).reshape(-1, m * n), axis=1)
+    return float(np.max(diff / np.linalg.norm(ref.reshape(-1, m * n), axis=1)))
+
+
+# pinv_solve and damped_pinv against their natural jnp forms: (label, batch, m, n)
+SOLVE_ROWS = [(10_000, 6, 4), (100_000, 6, 7), (0, 2000, 2000)]
+
+
+def solve_table(jax, pi, rng, repeats: int) -> None:
+    """``pinv_solve(A, b)`` against ``jnp.linalg.pinv(A) @ b``, ``damped_pinv(A, 0.1)``
+    against ``A^T (A A^T + 0.01 I)^-1`` (``jnp.linalg.solve``; wide ``A``), both
+    jitted; ours eager and jitted."""
+    jnp = jax.numpy
+    rows = []
+    for batch, m, n in SOLVE_ROWS:
+        shape = (batch, m, n) if batch else (m, n)
+        a = jnp.asarray(rng.standard_normal(shape))
+        b = jnp.asarray(rng.standard_normal(shape[:-1]))
+        label = f"{batch} x {m}x{n}" if batch else f"{m}x{n}"
+        for name, fns in solve_cases(jax, pi, a, b).items():
+            times = harness.median_times(fns, repeats if batch else min(repeats, 3))
+            ratios = [times["jnp"] / times[k] for k in ("eager", "jit")]
+            rows.append([name, label, f"{times['jnp'] * 1e3:.3g} ms", *ratios])
+            print(f"  {name} {label}: done", flush=True)
+    print("\n## pinv_solve / damped_pinv: jnp form time / ours (float64, b a vector)")
+    print(harness.table(["call", "case", "jnp", "eager", "jit"], rows))
+
+
+def _damped_jnp(jnp, t):
+    """``A^T (A A^T + 0.01 I)^-1``, the user's natural form for a wide ``A``."""
+    eye = jnp.eye(t.shape[-2], dtype=t.dtype)
+    tt = jnp.swapaxes(t, -1, -2)
+    return jnp.swapaxes(jnp.linalg.solve(t @ tt + 0.01 * eye, t), -1, -2)
+
+
+def solve_cases(jax, pi, a, b) -> dict:
+    """``{call: {"jnp"|"eager"|"jit": zero-argument call}}`` for one row."""
+    jnp = jax.numpy
+
+    def ready(f, *args):
+        return lambda: jax.block_until_ready(f(*args))
+
+    def pinv_b(t, v):
+        return (jnp.linalg.pinv(t) @ v[..., None])[..., 0]
+
+    cases = {
+        "pinv_solve": {
+            "jnp": ready(jax.jit(pinv_b), a, b),
+            "eager": ready(pi.pinv_solve, a, b),
+            "jit": ready(jax.jit(pi.pinv_solve), a, b),
+        }
+    }
+    wide = a if a.shape[-2] <= a.shape[-1] else jnp.swapaxes(a, -1, -2)
+    cases["damped_pinv"] = {
+        "jnp": ready(jax.jit(lambda t: _damped_jnp(jnp, t)), wide),
+        "eager": ready(pi.damped_pinv, wide, 0.1),
+        "jit": ready(jax.jit(pi.damped_pinv), wide, 0.1),
+    }
+    return cases
 
 
 def calls(jax, pi, a, batch: int) -> dict:

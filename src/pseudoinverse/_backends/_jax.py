@@ -13,9 +13,11 @@ decided from one member's shape).
 Traced, the computation is a ``jax.custom_jvp`` with the Golub–Pereyra formula
 (``_autodiff``) whose forward pass is the host callback or the portable core, so
 ``jax.jit``, ``jax.vmap``, ``jax.grad``, ``jax.jvp``, ``jax.jacfwd`` and ``jax.jacrev``
-work; ``hermitian`` and ``method`` are static. ``pinv_solve`` multiplies that ``pinv``
-into ``B``; ``damped_pinv`` is the portable SVD filter with its own rule (``_damped``).
-Eagerly on the CPU both take the engine's own routes (``solve_numpy``, ``damped_numpy``).
+work; ``hermitian`` and ``method`` are static. ``pinv_solve`` on the host route is the
+engine's ``solve_numpy`` (``A^+`` never formed), whose derivative is that of
+``pinv(A) @ B``; on the portable path it multiplies the portable ``pinv`` into ``B``.
+``damped_pinv`` takes the engine's ``damped_numpy`` eagerly on the CPU, and traced the
+portable SVD filter with its own rule (``_damped``).
 
 Under a transformation that traces (``jit``, ``vmap``, ...) the values of ``A`` cannot
 be inspected, so ``check_finite=True`` cannot raise: a matrix holding NaN or Inf where it
@@ -81,7 +83,7 @@ def compute(
     real arrays of the batch shape, from ``_tolerance.resolve``."""
     if host.concrete(a, atol, rtol):  # eager on the CPU: the engine's NumPy stacks
         x, rank = _engine.compute_numpy(
-            host.to_numpy(a),
+            host.to_numpy(a, np.dtype(dtype)),
             atol,
             rtol,
             dtype=np.dtype(dtype),
@@ -162,7 +164,9 @@ def _check(req: Any, b: Any) -> None:
     _finite.raise_if_bad_pair(jnp, bad, bad_b)
 
 
-def _pinv_fn(dtype: Any, on_host: bool) -> Any:
+def _pinv_fn(dtype: Any) -> Any:
+    """The portable ``pinv`` that ``solve_xp`` multiplies into ``B``."""
+
     def fn(a: Any, atol: Any, rtol: Any, hermitian: bool, method: str) -> tuple[Any, Any]:
         real = _real(dtype)
         return _compiled(
@@ -172,7 +176,7 @@ def _pinv_fn(dtype: Any, on_host: bool) -> Any:
             dtype=jnp.dtype(dtype),
             hermitian=hermitian,
             method=method,
-            on_host=on_host,
+            on_host=False,
         )
 
     return fn
@@ -181,8 +185,8 @@ def _pinv_fn(dtype: Any, on_host: bool) -> Any:
 def solve(req: Any) -> tuple[Any, Any, str]:
     if host.concrete(req.a, req.b, req.atol, req.rtol):  # eager on the CPU: the engine's
         x, rank = _engine.solve_numpy(  # own solve routes, pinv(A) never formed
-            host.to_numpy(req.a),
-            host.to_numpy(req.b),
+            host.to_numpy(req.a, np.dtype(req.dtype)),
+            host.to_numpy(req.b, np.dtype(req.dtype)),
             req.atol,
             req.rtol,
             dtype=np.dtype(req.dtype),
@@ -209,6 +213,9 @@ def solve(req: Any) -> tuple[Any, Any, str]:
 
 @functools.partial(jax.jit, static_argnames=("dtype", "hermitian", "method", "on_host"))
 def _solve_compiled(a, b, atol, rtol, *, dtype, hermitian, method, on_host):
+    if on_host:  # the engine's solve routes, through a callback
+        a, b = a.astype(dtype), b.astype(dtype)
+        return host.host_solve(a, b, atol, rtol, hermitian=hermitian, method=method)
     return _engine.solve_xp(
         jnp,
         a,
@@ -219,7 +226,7 @@ def _solve_compiled(a, b, atol, rtol, *, dtype, hermitian, method, on_host):
         hermitian=hermitian,
         method=method,
         check_finite=False,
-        pinv_fn=_pinv_fn(dtype, on_host),
+        pinv_fn=_pinv_fn(dtype),
     )
 
 
@@ -227,9 +234,9 @@ def damped(req: Any) -> Any:
     lam = req.damping
     if host.concrete(req.a, req.b, lam):  # eager on the CPU: the engine's damped routes
         x = _engine.damped_numpy(
-            host.to_numpy(req.a),
+            host.to_numpy(req.a, np.dtype(req.dtype)),
             np.asarray(lam, dtype=np.float64),
-            None if req.b is None else host.to_numpy(req.b),
+            None if req.b is None else host.to_numpy(req.b, np.dtype(req.dtype)),
             dtype=np.dtype(req.dtype),
             hermitian=req.hermitian,
             check_finite=req.check_finite,
