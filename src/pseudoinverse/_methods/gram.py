@@ -255,7 +255,7 @@ def _cholqr2(a: np.ndarray, fac: GramFactor, y: np.ndarray) -> np.ndarray | None
     g2inv, info = potri(r2, lower=0, overwrite_c=1)  # (Q1^H Q1)^{-1}, upper triangle
     if info != 0:
         return None
-    t = y @ (np.triu(g2inv) + np.triu(g2inv, 1).conj().T)  # W^+ = T Q1^H
+    t = matmul(y, np.triu(g2inv) + np.triu(g2inv, 1).conj().T)  # W^+ = T Q1^H
     if not np.iscomplexobj(a):
         return matmul(q1.T, t.T) if wide else matmul(t, q1.T)  # A^+ = (T Q1^T)^T or T Q1^T
     if wide:  # A^+ = (W^+)^H = (T Q1^H)^H: T Q1^H into Fortran (m x n), read as (n x m)

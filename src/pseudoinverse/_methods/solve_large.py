@@ -57,6 +57,7 @@ from .._tolerance import threshold
 from . import cod, gram
 from .certificate import MARGIN, certify, sq_norms
 from .eigh import _eigh_one
+from .products import matmul
 from .qr import hopeless, smax_bound
 from .svd import _svd_one
 
@@ -71,7 +72,7 @@ def _h(x: np.ndarray) -> np.ndarray:
 
 def _adj_mul(a: np.ndarray, y: np.ndarray) -> np.ndarray:
     """``A^H y`` for C-ordered ``a`` without a conjugated copy of ``a``."""
-    return np.conj(a.T @ np.conj(y)) if np.iscomplexobj(a) else a.T @ y
+    return np.conj(a.T @ np.conj(y)) if np.iscomplexobj(a) else matmul(a.T, y)
 
 
 def _trsm(r: np.ndarray, y: np.ndarray, trans: int) -> np.ndarray:
@@ -95,7 +96,7 @@ def _lu_gate(a: np.ndarray, b: np.ndarray, x: np.ndarray, fro: float) -> bool:
     (Rigal-Gaches). Then ``||x - x*|| <= (||r|| + that) / sigma_min <= 6 (n + 1) eps K
     ||x*||`` with the certificate's ``K >= kappa`` (no growth-factor assumption)."""
     n = a.shape[0]
-    res = b - a @ x
+    res = b - matmul(a, x)
     scale = fro * math.sqrt(float(sq_norms(x))) + math.sqrt(float(sq_norms(b)))
     return math.sqrt(float(sq_norms(res))) <= 2 * (n + 1) * _gamma(a.dtype) * scale
 
@@ -127,7 +128,7 @@ def _lu_solve(
     xinv = inv.T  # C-ordered A^{-1}
     eps = float(np.finfo(a.dtype).eps)
     verdict = certify(xinv, a, atol, rtol, eps_in, work_eps=eps, s_up=smax_up, w_fro=fro)
-    return xinv @ b if verdict.accepted else None
+    return matmul(xinv, b) if verdict.accepted else None
 
 
 def _normal_solve(a: np.ndarray, b: np.ndarray, r: np.ndarray) -> np.ndarray:
@@ -157,7 +158,7 @@ def _cholqr2_solve(a: np.ndarray, b: np.ndarray, r: np.ndarray) -> np.ndarray | 
     if info != 0:
         return None
     y = _trsm(r2, _trsm(r2, _trsm(r, b, 2), 2), 0)
-    return np.conj(q1h.T @ np.conj(y)) if np.iscomplexobj(a) else q1h.T @ y  # Q1 y
+    return np.conj(q1h.T @ np.conj(y)) if np.iscomplexobj(a) else matmul(q1h.T, y)  # Q1 y
 
 
 def _householder_solve(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
@@ -262,8 +263,8 @@ def _svd_solve(
     rank = int(np.count_nonzero(s > tol))
     inv = (1 / s[:rank]).astype(a.dtype)[:, None]
     if wide:  # A^H = U S V^H: A^+ b = U S^-1 (V^H b)
-        return u[:, :rank] @ (inv * (vh[:rank] @ b)), rank
-    return _h(vh[:rank]) @ (inv * (_h(u[:, :rank]) @ b)), rank
+        return matmul(u[:, :rank], inv * matmul(vh[:rank], b)), rank
+    return matmul(_h(vh[:rank]), inv * matmul(_h(u[:, :rank]), b)), rank
 
 
 def solve_one(
@@ -375,7 +376,7 @@ def solve_one_hermitian(
     absw = np.abs(w)
     keep = absw > threshold(absw.max(initial=0.0), np.float64(atol), np.float64(rtol))
     winv = np.where(keep, 1 / np.where(keep, w, 1), 0).astype(a.dtype)[:, None]
-    return np.ascontiguousarray(v @ (winv * (_h(v) @ b))), int(np.count_nonzero(keep))
+    return matmul(v, winv * matmul(_h(v), b)), int(np.count_nonzero(keep))
 
 
 # --- damped (Tikhonov) ------------------------------------------------------------------
@@ -419,7 +420,7 @@ def _damped_cholesky(
         # A^H (M^{-1} b) would lose ||A|| ||M^{-1} b|| / ||x|| where x is small)
         xw = _trsm(r, _trsm(r, np.asfortranarray(a if wide else _h(a)), 2), 0)
         x = _h(xw) if wide else xw
-        return np.ascontiguousarray(x) if b is None else x @ b
+        return np.ascontiguousarray(x) if b is None else matmul(x, b)
     # x = M^{-1} (A^H b): the rounding of A^H b adds p gamma ||A||_F ||b|| / lambda^2
     x = _trsm(r, _trsm(r, _adj_mul(a, b), 2), 0)
     extra = err * math.sqrt(float(sq_norms(x)))
@@ -436,10 +437,10 @@ def _damped_svd(a: np.ndarray, lam: float, b: np.ndarray | None) -> np.ndarray:
     h = np.hypot(s.astype(np.float64), lam)
     f = np.where(h > 0, s / np.where(h > 0, h, 1) / np.where(h > 0, h, 1), 0).astype(a.dtype)
     if wide:  # A^H = U S V^H: A^+_lambda = U F V^H
-        return u @ (f[:, None] * vh) if b is None else u @ (f[:, None] * (vh @ b))
+        return matmul(u, f[:, None] * (vh if b is None else matmul(vh, b)))
     if b is None:
-        return _h(vh) @ (f[:, None] * _h(u))
-    return _h(vh) @ (f[:, None] * (_h(u) @ b))
+        return matmul(_h(vh), f[:, None] * _h(u))
+    return matmul(_h(vh), f[:, None] * matmul(_h(u), b))
 
 
 def damped_one(a: np.ndarray, damping: float, b: np.ndarray | None = None) -> np.ndarray:
