@@ -100,8 +100,14 @@ def pinv(
         for full-rank matrices, ``ValueError`` if it cannot be certified. ``"randomized"``:
         certified randomized range finder for low-rank matrices, else the SVD.
         ``"auto"`` picks by size and dtype (the rule in ``_methods/__init__.py``);
-        whatever it picks, the rank is the SVD rule's. On the portable path (GPU
-        tensors, JAX, Array API libraries) every general method is the SVD. On a tall
+        whatever it picks, the rank is the SVD rule's. ``"auto"`` takes a compiled
+        route only once its kernel is loaded: until then (the first calls of a process,
+        while numba loads or compiles on a background thread) LAPACK serves, with the
+        same promise (``PSEUDOINVERSE_KERNELS=background|sync|lapack`` sets this:
+        ``docs/methods.rst``). JAX arrays on the CPU run on this NumPy engine (eager
+        calls directly, traced ones through ``jax.pure_callback``); on the portable
+        path (GPU tensors, JAX on other devices, Array API libraries) every general
+        method is the SVD. On a tall
         or wide Dask matrix, the method applies to the ``min(m, n)``-square factor
         ``R`` of its TSQR.
     return_rank : bool
@@ -334,8 +340,10 @@ def pinv_solve(
         ``pinv(A)`` with that method and multiply. On a tall Dask matrix, ``k <= n``
         right-hand sides come from the TSQR of ``[A B]`` (``Q`` is never formed),
         ``k > n`` is ``pinv(A) @ B`` summed over row blocks.
-        On the portable path (GPU tensors, tensors that require grad, JAX, Array API
-        libraries) and for MLX, the differentiable ``pinv`` is multiplied into ``B``.
+        JAX arrays on the CPU run on this NumPy engine (traced calls through
+        ``jax.pure_callback``). On the portable path (GPU tensors, tensors that require
+        grad, JAX on other devices, Array API libraries) and for MLX, the differentiable
+        ``pinv`` is multiplied into ``B``.
     return_rank : bool
         Also return the rank (a :class:`SolveResult`).
 
@@ -414,9 +422,9 @@ def damped_pinv(A: Any, damping: Any, *, hermitian: bool = False, check_finite: 
     matrix) wherever its error analysis holds, within the Jacobi route's promise
     (``docs/methods.rst``), the others the compiled Jacobi kernel with the damped
     filter; large matrices the SVD filter per matrix; others NumPy's batched SVD. A tall
-    Dask matrix applies the filter to the SVD of its TSQR factor ``R``. On the portable
-    path (GPU tensors, tensors that require grad, JAX,
-    MLX, Array API libraries) it is ``pinv`` of ``[A; lambda I]`` with
+    Dask matrix applies the filter to the SVD of its TSQR factor ``R``. Eager JAX arrays
+    on the CPU run on this NumPy engine. On the portable path (GPU tensors, tensors that
+    require grad, traced JAX, MLX, Array API libraries) it is ``pinv`` of ``[A; lambda I]`` with
     ``atol = rtol = 0``, whose first ``m`` columns are the damped inverse: the
     Golub–Pereyra derivative of that ``pinv`` is the exact derivative in ``A`` and in
     ``lambda`` (torch ``gradcheck``, JAX ``check_grads``).

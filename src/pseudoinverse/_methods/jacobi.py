@@ -105,8 +105,8 @@ def pinv_jacobi(
     a, real, consts, emax, blk = _kernel_input(a)
     out = np.empty((nbatch, n, m), dtype=a.dtype)
     rank = np.empty(nbatch, dtype=np.int64)
-    atol = np.ascontiguousarray(atol, dtype=np.float64)
-    rtol = np.ascontiguousarray(rtol, dtype=np.float64)
+    atol = np.array(atol, dtype=np.float64, order="C")  # writeable: one numba type
+    rtol = np.array(rtol, dtype=np.float64, order="C")  # writeable: one numba type
     if a.dtype.kind == "c":
         from .._kernels.jacobi_complex import pinv_complex
 
