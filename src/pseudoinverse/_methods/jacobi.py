@@ -51,6 +51,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .parallel import over_batch, stack_work
+
 #: Largest ``max(m, n)`` for which ``"auto"`` should prefer this method, per dtype
 #: (measured at one thread against numpy.linalg.pinv and torch.linalg.pinv: beyond, a
 #: sweep costs O(n^3) and LAPACK's blocked SVD wins). The kernel works at any size.
@@ -110,12 +112,13 @@ def pinv_jacobi(
     if a.dtype.kind == "c":
         from .._kernels.jacobi_complex import pinv_complex
 
-        args = (a.view(real), atol, rtol, out.view(real), rank, hermitian, blk, consts)
-        pinv_complex(*args, emax, _MAX_SWEEPS)
+        kernel, ar, outr = pinv_complex, a.view(real), out.view(real)
     else:
-        from .._kernels.jacobi import pinv_real
+        from .._kernels.jacobi import pinv_real as kernel
 
-        pinv_real(a, atol, rtol, out, rank, hermitian, blk, consts, emax, _MAX_SWEEPS)
+        ar, outr = a, out
+    args = (ar, atol, rtol, outr, rank, hermitian, blk, consts, emax, _MAX_SWEEPS)
+    over_batch(kernel, args, (0, 1, 2, 3, 4), stack_work(a.shape), blk)
     return out, rank
 
 
@@ -149,26 +152,17 @@ def _apply(a, b, atol, rtol, lam, damped, hermitian):
     rank = np.zeros(nbatch, dtype=np.int64)
     # fresh writeable copies: a read-only array is another numba type (another compile)
     atol, rtol, lam = (np.array(t, dtype=np.float64, order="C") for t in (atol, rtol, lam))
-    args = (atol, rtol, lam, damped)
+    work = stack_work(a.shape)
     if a.dtype.kind == "c":
-        from .._kernels.jacobi_complex import apply_complex
+        from .._kernels.jacobi_complex import apply_complex as kernel
 
-        apply_complex(
-            a.view(real),
-            b.view(real),
-            *args,
-            out.view(real),
-            rank,
-            hermitian,
-            blk,
-            consts,
-            emax,
-            _MAX_SWEEPS,
-        )
+        ar, br, outr = a.view(real), b.view(real), out.view(real)
     else:
-        from .._kernels.jacobi import apply_real
+        from .._kernels.jacobi import apply_real as kernel
 
-        apply_real(a, b, *args, out, rank, hermitian, blk, consts, emax, _MAX_SWEEPS)
+        ar, br, outr = a, b, out
+    args = (ar, br, atol, rtol, lam, damped, outr, rank, hermitian, blk, consts, emax)
+    over_batch(kernel, (*args, _MAX_SWEEPS), (0, 1, 2, 3, 4, 6, 7), work, blk)
     return out, rank
 
 
@@ -338,7 +332,7 @@ def gram_damped(a, damping, b):
     a, b, out, ok = kernel_buffers(a, b)
     limit = _GRAM_LIMIT / np.sqrt(min(m, n))
     damping = np.array(damping, dtype=np.float64, order="C")  # writeable: one numba type
-    kernel(a, b, damping, out, ok, limit)
+    over_batch(kernel, (a, b, damping, out, ok, limit), (0, 1, 2, 3, 4), stack_work(a.shape), 128)
     return out, ok
 
 

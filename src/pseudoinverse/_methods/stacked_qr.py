@@ -30,6 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 from .jacobi import kernel_buffers
+from .parallel import over_batch, stack_work
 
 
 def supports(dtype: np.dtype) -> bool:
@@ -55,17 +56,9 @@ def _run(a, b, lam, atol, rtol, damped):
         return np.array(t, dtype=dtype, order="C")
 
     blk = _block(m, n, b.shape[2] if b.shape[2] else m)
-    cholqr_apply(
-        a,
-        b,
-        f64(lam, np.float64),
-        f64(atol, np.float64),
-        f64(rtol, np.float64),
-        damped,
-        out,
-        ok,
-        blk,
-    )
+    work = stack_work(a.shape)
+    args = (a, b, f64(lam, np.float64), f64(atol, np.float64), f64(rtol, np.float64))
+    over_batch(cholqr_apply, (*args, damped, out, ok, blk), (0, 1, 2, 3, 4, 6, 7), work, blk)
     return out, ok
 
 
