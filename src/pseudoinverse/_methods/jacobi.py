@@ -118,7 +118,7 @@ def pinv_jacobi(
 
         ar, outr = a, out
     args = (ar, atol, rtol, outr, rank, hermitian, blk, consts, emax, _MAX_SWEEPS)
-    over_batch(kernel, args, (0, 1, 2, 3, 4), stack_work(a.shape), blk)
+    over_batch(kernel, args, (0, 1, 2, 3, 4), stack_work(a.shape), blk, outputs=(3,))
     return out, rank
 
 
@@ -162,7 +162,7 @@ def _apply(a, b, atol, rtol, lam, damped, hermitian):
 
         ar, br, outr = a, b, out
     args = (ar, br, atol, rtol, lam, damped, outr, rank, hermitian, blk, consts, emax)
-    over_batch(kernel, (*args, _MAX_SWEEPS), (0, 1, 2, 3, 4, 6, 7), work, blk)
+    over_batch(kernel, (*args, _MAX_SWEEPS), (0, 1, 2, 3, 4, 6, 7), work, blk, outputs=(6,))
     return out, rank
 
 
@@ -332,7 +332,14 @@ def gram_damped(a, damping, b):
     a, b, out, ok = kernel_buffers(a, b)
     limit = _GRAM_LIMIT / np.sqrt(min(m, n))
     damping = np.array(damping, dtype=np.float64, order="C")  # writeable: one numba type
-    over_batch(kernel, (a, b, damping, out, ok, limit), (0, 1, 2, 3, 4), stack_work(a.shape), 128)
+    over_batch(
+        kernel,
+        (a, b, damping, out, ok, limit),
+        (0, 1, 2, 3, 4),
+        stack_work(a.shape),
+        128,
+        outputs=(3,),
+    )
     return out, ok
 
 

@@ -58,7 +58,9 @@ def _run(a, b, lam, atol, rtol, damped):
     blk = _block(m, n, b.shape[2] if b.shape[2] else m)
     work = stack_work(a.shape)
     args = (a, b, f64(lam, np.float64), f64(atol, np.float64), f64(rtol, np.float64))
-    over_batch(cholqr_apply, (*args, damped, out, ok, blk), (0, 1, 2, 3, 4, 6, 7), work, blk)
+    over_batch(
+        cholqr_apply, (*args, damped, out, ok, blk), (0, 1, 2, 3, 4, 6, 7), work, blk, outputs=(6,)
+    )
     return out, ok
 
 
