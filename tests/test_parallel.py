@@ -163,3 +163,48 @@ def test_fork_gets_a_fresh_pool(nthreads):
     os.close(w)
     _, status = os.waitpid(pid, 0)
     assert os.read(r, 1) == b"1" and status == 0
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.complex128])
+@pytest.mark.parametrize(
+    ("shape", "hermitian"),
+    [
+        ((3000, 16, 16), False),
+        ((3000, 16, 16), True),
+        ((1500, 24, 16), False),
+        ((600, 20, 40), False),
+    ],
+    ids=str,
+)
+def test_medium_stacks_on_threads_give_the_same_bits(
+    nthreads, monkeypatch, rng, dtype, shape, hermitian
+):
+    """The certified stacked inverses (``batched.py``) run their chunks on threads."""
+    a, _ = _inputs(rng, dtype, shape)
+    nthreads(1)
+    one = pi.pinv(a, hermitian=hermitian, return_rank=True)
+    assert one.method == "batched"
+    nthreads(2)
+    split = []
+    chunks = parallel.chunks
+
+    def spy(*args):
+        split.append(len(parts := chunks(*args)))
+        return parts
+
+    monkeypatch.setattr(parallel, "chunks", spy)
+    many = pi.pinv(a, hermitian=hermitian, return_rank=True)
+    assert split and max(split) == 2
+    np.testing.assert_array_equal(one.pinv, many.pinv)
+    np.testing.assert_array_equal(one.rank, many.rank)
+    wide = np.complex128 if np.dtype(dtype).kind == "c" else np.float64
+    a64 = a.astype(wide)
+    if hermitian:
+        low = np.tril(a64)
+        a64 = low + np.conj(np.swapaxes(np.tril(a64, -1), -1, -2))
+        a64 = np.where(np.eye(shape[1], dtype=bool), a64.real, a64)
+    ref = np.linalg.pinv(a64, rtol=max(shape[-2:]) * np.finfo(dtype).eps)
+    keep = np.linalg.cond(a64) < 1e3
+    err = np.linalg.norm(many.pinv - ref, axis=(-2, -1)) / np.linalg.norm(ref, axis=(-2, -1))
+    tol = 1e-3 if np.dtype(dtype) == np.float32 else 1e-10
+    assert np.all(err[keep] <= tol)

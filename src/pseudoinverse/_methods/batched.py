@@ -68,6 +68,7 @@ import numpy as np
 from .certificate import MARGIN as MARGIN  # re-exported: the tests read batched.MARGIN
 from .certificate import certify
 from .eigh import hermitian_from_lower, pinv_eigh
+from .parallel import over_ranges, stack_work, touch
 from .svd import pinv_svd
 
 _EPS64 = float(np.finfo(np.float64).eps)
@@ -156,22 +157,30 @@ def pinv_batched(
     rtol = np.asarray(rtol, dtype=np.float64)
     x = np.empty((nb, n, m), dtype=a.dtype)
     rank = np.full(nb, k, dtype=np.int64)
-    rejected = []
     step = _chunk(p, k, np.dtype(work).itemsize)
-    for i0 in range(0, nb, step):
-        i1 = min(i0 + step, nb)
-        blk = a[i0:i1]
-        if hermitian:
-            w = hermitian_from_lower(np, blk.astype(work))
-        elif wide:
-            w = np.array(blk.conj().transpose(0, 2, 1), dtype=work, order="C")  # A^H: tall
-        else:
-            w = blk.astype(work, copy=False)
-        xw, ok = _certify(w, atol[i0:i1], rtol[i0:i1], eps)
-        if wide:
-            xw = xw.conj().transpose(0, 2, 1)  # A^+ = ((A^H)^+)^H
-        x[i0:i1] = xw  # rejected members are overwritten below
-        rejected.append(i0 + np.flatnonzero(~ok))
+    starts = range(0, nb, step)
+    rejected: list[np.ndarray] = [np.zeros(0, np.int64)] * len(starts)
+
+    def run(part: slice) -> None:  # certify the chunks starts[part]
+        touch(x[starts[part.start] : min(nb, starts[part.stop - 1] + step)])  # see touch
+        for j in range(part.start, part.stop):
+            i0 = starts[j]
+            i1 = min(i0 + step, nb)
+            blk = a[i0:i1]
+            if hermitian:
+                w = hermitian_from_lower(np, blk.astype(work))
+            elif wide:
+                w = np.array(blk.conj().transpose(0, 2, 1), dtype=work, order="C")  # A^H
+            else:
+                w = blk.astype(work, copy=False)
+            xw, ok = _certify(w, atol[i0:i1], rtol[i0:i1], eps)
+            if wide:
+                xw = xw.conj().transpose(0, 2, 1)  # A^+ = ((A^H)^+)^H
+            x[i0:i1] = xw  # rejected members are overwritten below
+            rejected[j] = i0 + np.flatnonzero(~ok)
+
+    # the chunks on the machine's threads (NumPy's LAPACK loops release the GIL)
+    over_ranges(run, len(starts), 8 * stack_work(a.shape))
     bad = np.concatenate(rejected)
     if bad.size:
         fallback = pinv_eigh if hermitian else pinv_svd
