@@ -205,13 +205,14 @@ def pinv_svd_single(a: np.ndarray, rtol: float) -> tuple[np.ndarray, int]:
     ct = _ct_complex if a.dtype.kind == "c" else _t_real
     u, s, vh = svd_batch(ct(a[None]) if m < n else a[None])
     # float64 scalars, as threshold's arrays are: a float32 s is compared in float64
-    tol = max(0.0, rtol * float(s[0, 0]))
+    u, s, vh = u[0], s[0], vh[0]  # 2-D operations: fewer microseconds, the same bits
+    tol = max(0.0, rtol * float(s[0]))
     keep = s > np.float64(tol)
     s_inv = np.divide(1, s, out=np.zeros_like(s), where=keep)
-    x = (ct(vh) * s_inv[:, None, :]) @ ct(u)
+    x = (vh.conj().T * s_inv) @ u.conj().T if a.dtype.kind == "c" else (vh.T * s_inv) @ u.T
     if m < n:
-        x = np.ascontiguousarray(ct(x))
-    return x[0], int(np.count_nonzero(keep))
+        x = np.ascontiguousarray(x.conj().T if a.dtype.kind == "c" else x.T)
+    return x, int(np.count_nonzero(keep))
 
 
 def _t_real(x: np.ndarray) -> np.ndarray:
