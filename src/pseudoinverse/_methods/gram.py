@@ -220,17 +220,9 @@ def _normal_equations(a: np.ndarray, y: np.ndarray) -> np.ndarray:
     if not np.iscomplexobj(a):  # SciPy's gemm, the pool of the syrk and potrf before
         ginv = matmul(y, y.T)
         return matmul(a.T, ginv) if m < n else matmul(ginv, a.T)
-    ginv = y @ y.conj().T
-    x = np.empty((n, m), dtype=a.dtype)
-    if np.iscomplexobj(a):  # conj(X) = conj(G^-1) A^T or A^T conj(G^-1): a.T is a view
-        ginv = ginv.conj()
-    if m < n:
-        np.matmul(a.T, ginv, out=x)
-    else:
-        np.matmul(ginv, a.T, out=x)
-    if np.iscomplexobj(x):
-        np.conjugate(x, out=x)
-    return x
+    ginv = matmul(y, y.conj().T)  # SciPy's gemm here too (products.py)
+    ah = a.conj().T
+    return matmul(ah, ginv) if m < n else matmul(ginv, ah)
 
 
 def _cholqr2(a: np.ndarray, fac: GramFactor, y: np.ndarray) -> np.ndarray | None:
@@ -244,10 +236,12 @@ def _cholqr2(a: np.ndarray, fac: GramFactor, y: np.ndarray) -> np.ndarray | None
     else:  # Q1^T = R^{-T} A^T: left solve on the Fortran view a.T, read back as C
         q1 = trsm(1.0, fac.r, a.T, side=0, lower=0, trans_a=1).T  # C-ordered (m, n)
     # the Gram matrix of Q1 (for wide, q1 holds Q1^H)
-    if not np.iscomplexobj(a):  # SciPy's gemm: the trsm's pool (products.py)
+    # SciPy's gemm: the trsm's thread pool (products.py)
+    if not np.iscomplexobj(a):
         g2 = np.asfortranarray(matmul(q1, q1.T) if wide else matmul(q1.T, q1))
     else:
-        g2 = np.asfortranarray(q1 @ q1.conj().T if wide else q1.conj().T @ q1)
+        q1h = q1.conj().T
+        g2 = np.asfortranarray(matmul(q1, q1h) if wide else matmul(q1h, q1))
     potrf, potri = lapack.get_lapack_funcs(("potrf", "potri"), (g2,))
     r2, info = potrf(g2, lower=0, overwrite_a=1)
     if info != 0:
@@ -258,16 +252,9 @@ def _cholqr2(a: np.ndarray, fac: GramFactor, y: np.ndarray) -> np.ndarray | None
     t = matmul(y, np.triu(g2inv) + np.triu(g2inv, 1).conj().T)  # W^+ = T Q1^H
     if not np.iscomplexobj(a):
         return matmul(q1.T, t.T) if wide else matmul(t, q1.T)  # A^+ = (T Q1^T)^T or T Q1^T
-    if wide:  # A^+ = (W^+)^H = (T Q1^H)^H: T Q1^H into Fortran (m x n), read as (n x m)
-        z = np.empty((m, n), dtype=a.dtype, order="F")
-        np.matmul(t, q1, out=z)
-        x = z.T
-        if np.iscomplexobj(x):
-            np.conjugate(x, out=x)
-        return x
-    x = np.empty((n, m), dtype=a.dtype)
-    np.matmul(t, q1.conj().T, out=x)
-    return x
+    if wide:  # A^+ = (W^+)^H = (T Q1^H)^H, q1 holding Q1^H: (T q1)^H = q1^H T^H
+        return matmul(q1.conj().T, t.conj().T)
+    return matmul(t, q1.conj().T)
 
 
 def path(fac: GramFactor, shape: tuple[int, int], dtype: np.dtype) -> str:

@@ -4,8 +4,9 @@ SciPy's LAPACK and NumPy's ``matmul`` run on two separate OpenBLAS builds, each 
 own thread pool. At default threads, a route that alternates between them (SciPy's
 factorisation, then a NumPy product) leaves one pool's threads spinning while the other
 pool's run: on 2 cores a 300 x 200 CholeskyQR2 took 175 ms against 5 ms at one thread.
-So the routes that factor with SciPy multiply with SciPy's ``gemm`` too (real float32
-and float64, 2-D); anything else (complex data, stacks) is NumPy's ``matmul``. Both are
+So the routes that factor with SciPy multiply with SciPy's ``gemm`` too (2-D operands
+of one dtype, real or complex); anything else (stacks, mixed dtypes) is NumPy's
+``matmul``. Both are
 conventional products, so every rounding bound of ``certificate.py`` and ``gram.py``
 holds for either.
 """
@@ -15,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.linalg import blas
 
-_GEMM = {"f": blas.sgemm, "d": blas.dgemm}
+_GEMM = {"f": blas.sgemm, "d": blas.dgemm, "F": blas.cgemm, "D": blas.zgemm}
 
 
 def _as_op(x: np.ndarray) -> tuple[np.ndarray, int]:
@@ -29,7 +30,7 @@ def _as_op(x: np.ndarray) -> tuple[np.ndarray, int]:
 
 
 def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``a @ b`` as a C-contiguous array: SciPy's ``gemm`` for real 2-D operands of one
+    """``a @ b`` as a C-contiguous array: SciPy's ``gemm`` for 2-D operands of one
     dtype (computed as ``(b^T a^T)^T``, whose Fortran result is ``a @ b`` in C order),
     else NumPy's ``matmul``.
 

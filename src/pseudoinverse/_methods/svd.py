@@ -146,21 +146,16 @@ def pinv_svd_one(a: np.ndarray, atol: float, rtol: float, index: int = 0) -> tup
     u, s, vh = _svd_one(a.T if wide else a, index, conj=wide and np.iscomplexobj(a))
     tol = threshold(s[:1], np.asarray([atol]), np.asarray([rtol]))[0]
     rank = int(np.count_nonzero(s > tol))
-    x = np.empty((n, m), dtype=a.dtype)
     if rank == 0:
-        x.fill(0)
-        return x, 0
+        return np.zeros((n, m), dtype=a.dtype), 0
     uk, vk = u[:, :rank], vh[:rank]  # slices to the rank: NumPy data are concrete
     uk *= (1 / s[:rank]).astype(uk.dtype)  # columns of U scaled in place
-    if not np.iscomplexobj(x):  # SciPy's gemm, the SVD's thread pool (products.py)
-        return (matmul(uk, vk) if wide else matmul(vk.T, uk.T)), rank
+    # SciPy's gemm, the SVD's thread pool (products.py)
     if wide:  # A = (U S V^H)^H: A^+ = U S^-1 V^H
-        np.matmul(uk, vk, out=x)
-    else:  # A^+ = V S^-1 U^H = conj(V^H^T (U S^-1)^T)
-        np.matmul(vk.T, uk.T, out=x)
-        if np.iscomplexobj(x):
-            np.conjugate(x, out=x)
-    return x, rank
+        return matmul(uk, vk), rank
+    if np.iscomplexobj(uk):  # A^+ = V S^-1 U^H
+        return matmul(vk.conj().T, uk.conj().T), rank
+    return matmul(vk.T, uk.T), rank
 
 
 def pinv_svd(
