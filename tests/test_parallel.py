@@ -27,6 +27,24 @@ def nthreads(monkeypatch):
     return set_
 
 
+@pytest.fixture
+def split_counts(monkeypatch):
+    """Record how many chunks each split made (``parallel.chunks``)."""
+
+    def start():
+        split = []
+        chunks = parallel.chunks
+
+        def spy(*args):
+            split.append(len(parts := chunks(*args)))
+            return parts
+
+        monkeypatch.setattr(parallel, "chunks", spy)
+        return split
+
+    return start
+
+
 def test_threads_reads_the_environment(monkeypatch):
     for var in parallel._ENV:
         monkeypatch.delenv(var, raising=False)
@@ -97,7 +115,7 @@ CASES = [
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.complex64, np.complex128])
 @pytest.mark.parametrize(("kind", "kw"), CASES, ids=lambda c: str(c))
-def test_threads_give_the_same_bits(nthreads, monkeypatch, rng, dtype, kind, kw):
+def test_threads_give_the_same_bits(nthreads, split_counts, rng, dtype, kind, kw):
     shape = (3000, 6, 6) if kw.get("hermitian") else (3000, 6, 7)
     a, b = _inputs(rng, dtype, shape)
     if kw.get("hermitian"):
@@ -115,14 +133,7 @@ def test_threads_give_the_same_bits(nthreads, monkeypatch, rng, dtype, kind, kw)
     nthreads(1)
     one = run()
     nthreads(3)
-    split = []
-    chunks = parallel.chunks
-
-    def spy(*args):
-        split.append(len(parts := chunks(*args)))
-        return parts
-
-    monkeypatch.setattr(parallel, "chunks", spy)
+    split = split_counts()
     many = run()
     assert split and max(split) == 3  # a compiled kernel ran, on three threads
     if kind in ("pinv", "solve"):
@@ -177,7 +188,7 @@ def test_fork_gets_a_fresh_pool(nthreads):
     ids=str,
 )
 def test_medium_stacks_on_threads_give_the_same_bits(
-    nthreads, monkeypatch, rng, dtype, shape, hermitian
+    nthreads, split_counts, rng, dtype, shape, hermitian
 ):
     """The certified stacked inverses (``batched.py``) run their chunks on threads."""
     a, _ = _inputs(rng, dtype, shape)
@@ -185,14 +196,7 @@ def test_medium_stacks_on_threads_give_the_same_bits(
     one = pi.pinv(a, hermitian=hermitian, return_rank=True)
     assert one.method == "batched"
     nthreads(2)
-    split = []
-    chunks = parallel.chunks
-
-    def spy(*args):
-        split.append(len(parts := chunks(*args)))
-        return parts
-
-    monkeypatch.setattr(parallel, "chunks", spy)
+    split = split_counts()
     many = pi.pinv(a, hermitian=hermitian, return_rank=True)
     assert split and max(split) == 2
     np.testing.assert_array_equal(one.pinv, many.pinv)
