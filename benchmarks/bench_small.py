@@ -7,7 +7,8 @@
 Every library runs on ONE thread unless ``--threads default``: BLAS/LAPACK through
 threadpoolctl, ``torch.set_num_threads(1)``, XLA's Eigen pool and intra-op parallelism
 off (set before JAX is imported), MLX on its CPU stream, numba single-threaded.
-Times are medians of repeats (first call, compile included, excluded). ``ratio`` is
+Times are medians of repeats (first call, compile included, excluded; the kernels load
+in the calling thread, ``PSEUDOINVERSE_KERNELS=sync``). ``ratio`` is
 the time of the faster of numpy.linalg.pinv and torch.linalg.pinv over ours; ``floor``
 is the memory-bandwidth bound, bytes in + out over the measured memcpy bandwidth.
 
@@ -64,6 +65,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads == "1":
         os.environ.update(ONE_THREAD_ENV)  # before numpy, jax, numba are imported
+    # the first call loads the kernels in the calling thread (the default policy serves
+    # it by LAPACK while they load, and a cold load could outlast the repeats)
+    os.environ.setdefault("PSEUDOINVERSE_KERNELS", "sync")
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
     import numpy as np

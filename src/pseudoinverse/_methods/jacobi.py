@@ -1,10 +1,12 @@
 """The ``"jacobi"`` method: batched one-sided Jacobi SVD, compiled and SIMD across the batch.
 
 For stacks of many small matrices (up to about 16 x 16), where LAPACK's per-matrix
-overhead dominates. The kernels (``_kernels/jacobi.py``, ``_kernels/jacobi_complex.py``)
-are numba functions, imported at the first call only (``import pseudoinverse`` never
-imports numba) and compiled with ``cache=True``: one specialisation per real dtype for
-real input and one for complex input, at most four in all.
+overhead dominates. The kernels (``_kernels/jacobi.py``, ``_kernels/jacobi_complex.py``;
+for at most ``_TINY_MAX`` rows and columns the written-out, per-shape kernels of
+``_kernels/tiny.py``, ``tiny_complex.py`` and ``tiny_single.py``) are numba functions,
+imported at the first call only (``import pseudoinverse`` never imports numba) and
+compiled with ``cache=True``: the general kernels once per dtype, a tiny kernel once per
+shape and dtype, at its first use.
 
 Accuracy promise (checked by ``tests/test_kernels.py``):
 
@@ -12,10 +14,12 @@ Accuracy promise (checked by ``tests/test_kernels.py``):
   high relative accuracy; the error against an exact reference is within 2x that of
   ``numpy.linalg.pinv`` (plus a floor of ``10 eps ||A^+||``), and the four Penrose
   conditions hold at dtype precision.
-* float32 / complex64 are computed in their own precision (that is where their speed
-  comes from): the error is within 2x that of a float32 LAPACK pseudo-inverse
-  (``torch.linalg.pinv``), itself about ``n eps32 kappa``. ``numpy.linalg.pinv`` is
-  more accurate there because it computes float32 input in float64.
+* float32 / complex64 are computed in float64 from the exact float32 entries and
+  rounded once: the error is within 2x that of a float32 LAPACK pseudo-inverse
+  (``torch.linalg.pinv``, about ``n eps32 kappa``) on every member, and about the
+  rounding of the result to float32. Small real float32 stacks sweep in float32 and
+  refine in float64 (``tiny_single``) where a bound proves the result as accurate; the
+  members it cannot prove are computed again by the float64 kernel.
 * Rank decisions follow ``sigma > max(atol, rtol * sigma_max)`` exactly on the computed
   singular values (which carry an absolute error of a few ``eps * sigma_max``).
 * ``hermitian=True`` reads the lower triangle only (the strict upper one is never
@@ -24,9 +28,9 @@ Accuracy promise (checked by ``tests/test_kernels.py``):
   ``V diag(1/w kept) V^H``, so the threshold applies to ``|eigenvalue|`` as specified.
 
 Speed (one thread, 1e5 matrices, ratio to the faster of numpy.linalg.pinv and
-torch.linalg.pinv; ``benchmarks/bench_small.py --full``, on a shared 2-vCPU machine):
-3x3 16x / 23x / 14x, 4x4 11x / 21x / 10x, 6x7 7x / 14x / 6x (float64 / float32 /
-complex128); 16x16 (1e4) 1.6x / 3.3x / 1.8x. For 64x64, ``supports`` says no: LAPACK
+torch.linalg.pinv, on a shared 2-vCPU machine): 3x3 20x / 24x / 14x (93 / 70 / 193 ns
+a matrix), 4x4 16x / 21x / 9x, 6x7 8x / 14x / 4.6x (float64 / float32 / complex128);
+16x16 (1e4) 1.6x / 3.3x / 1.8x. For 64x64, ``supports`` says no: LAPACK
 wins there.
 
 Compile time of the first call in a fresh process (measured, machine under load):
@@ -35,7 +39,8 @@ about 12 s per kernel (real or complex, per precision) with an empty numba cache
 
 ``solve_jacobi`` (``pinv(A) @ b`` with the same rank) and ``damped_jacobi`` (the
 Tikhonov inverse, or it times ``b``) finish the same sweeps differently
-(``apply_real``/``apply_complex``); ``damped_jacobi`` takes a float64 Cholesky route
+(``jacobi_real``/``jacobi_complex``; the tiny kernels for the solve too);
+``damped_jacobi`` takes a float64 Cholesky route
 for float32/complex64 where a proved bound allows (``_kernels/damped.py``).
 
 >>> import numpy as np
@@ -103,67 +108,118 @@ def pinv_jacobi(
     ``atol`` and ``rtol`` are float64 of shape ``(B,)``. With ``hermitian=True``
     (``m == n``) only the lower triangle of each matrix is read.
     """
+    zeros = np.zeros(a.shape[0])
+    return _run(a, None, atol, rtol, zeros, False, hermitian)
+
+
+def _writeable(x: np.ndarray, dtype=None) -> np.ndarray:
+    """C-contiguous and writeable: numba compiles a read-only array as another type,
+    whose code may round differently (one specialisation, the same bits)."""
+    x = np.ascontiguousarray(x, dtype=dtype)
+    return x if x.flags.writeable else x.copy()
+
+
+def _run(a, b, atol, rtol, lam, damped, hermitian):
+    """The kernels' entry: ``(out, rank)``; ``b`` None forms the matrix.
+
+    Stacks (real or complex) of at most ``_TINY_MAX`` rows and columns take the
+    written-out kernel of ``_kernels/tiny.py`` (the pseudo-inverse and its solve; the
+    damped inverse takes ``jacobi_real``/``jacobi_complex``), the others
+    ``jacobi_real``/``jacobi_complex``.
+    """
+    from .._kernels import jacobi as kernels
+
     nbatch, m, n = a.shape
-    a, real, consts, emax, blk = _kernel_input(a)
-    out = np.empty((nbatch, n, m), dtype=a.dtype)
-    rank = np.empty(nbatch, dtype=np.int64)
-    atol = np.array(atol, dtype=np.float64, order="C")  # writeable: one numba type
-    rtol = np.array(rtol, dtype=np.float64, order="C")  # writeable: one numba type
-    if a.dtype.kind == "c":
-        from .._kernels.jacobi_complex import pinv_complex
-
-        kernel, ar, outr = pinv_complex, a.view(real), out.view(real)
-    else:
-        from .._kernels.jacobi import pinv_real as kernel
-
-        ar, outr = a, out
-    args = (ar, atol, rtol, outr, rank, hermitian, blk, consts, emax, _MAX_SWEEPS)
-    over_batch(kernel, args, (0, 1, 2, 3, 4), stack_work(a.shape), blk, outputs=(3,))
-    return out, rank
-
-
-def _kernel_input(a: np.ndarray):
-    """``(a, real dtype, consts, emax, blk)``: the buffer and constants the kernels take."""
-    _, m, n = a.shape
-    # the kernels read C-ordered buffers (a complex one viewed as pairs of reals); the
-    # Hermitian part made by the caller may be laid out otherwise
-    a = np.ascontiguousarray(a)
-    if not a.flags.writeable:  # numba compiles read-only arrays as another type, whose
-        a = a.copy()  # code may round differently: one specialisation, the same bits
-    real = np.finfo(a.dtype).dtype
-    eps = np.finfo(real).eps
-    consts = np.array([eps * eps, 0.0, 1.0], dtype=real)
-    emax = 120 if real == np.float32 else 1000  # 2**emax stays finite in the dtype
-    return a, real, consts, emax, _block(max(m, n), min(m, n), a.itemsize)
-
-
-def _apply(a, b, atol, rtol, lam, damped, hermitian):
-    """Run ``apply_real``/``apply_complex``: ``(out, rank)``; ``b`` None forms the matrix."""
-    nbatch, m, n = a.shape
-    a, real, consts, emax, blk = _kernel_input(a)
-    if b is None:
-        b = np.empty((nbatch, m, 0), dtype=a.dtype)
-        out = np.empty((nbatch, n, m), dtype=a.dtype)
-    else:
-        b = np.ascontiguousarray(b, dtype=a.dtype)
-        if not b.flags.writeable:  # one specialisation (see _kernel_input)
-            b = b.copy()
-        out = np.empty((nbatch, n, b.shape[2]), dtype=a.dtype)
+    a = _writeable(a)
+    b = np.empty((nbatch, m, 0), dtype=a.dtype) if b is None else _writeable(b, a.dtype)
+    cols = b.shape[2] if b.shape[2] else m
+    out = np.empty((nbatch, n, cols), dtype=a.dtype)
     rank = np.zeros(nbatch, dtype=np.int64)
     # fresh writeable copies: a read-only array is another numba type (another compile)
     atol, rtol, lam = (np.array(t, dtype=np.float64, order="C") for t in (atol, rtol, lam))
-    work = stack_work(a.shape)
+    real = np.finfo(a.dtype).dtype
+    tol = kernels.TOL32 if real == np.float32 else kernels.TOL64
+    p, q = max(m, n), min(m, n)
+    if not damped and p <= _TINY_MAX:
+        _run_tiny(a, b, atol, rtol, out, rank, hermitian)
+        return out, rank
     if a.dtype.kind == "c":
-        from .._kernels.jacobi_complex import apply_complex as kernel
+        from .._kernels.jacobi_complex import jacobi_complex as kernel
 
-        ar, br, outr = a.view(real), b.view(real), out.view(real)
+        blk, ar, br, outr = _block(p, q, 16), a.view(real), b.view(real), out.view(real)
     else:
-        from .._kernels.jacobi import apply_real as kernel
-
-        ar, br, outr = a, b, out
-    args = (ar, br, atol, rtol, lam, damped, outr, rank, hermitian, blk, consts, emax)
-    over_batch(kernel, (*args, _MAX_SWEEPS), (0, 1, 2, 3, 4, 6, 7), work, blk, outputs=(6,))
+        kernel, blk, ar, br, outr = kernels.jacobi_real, _block(p, q, 8), a, b, out
+    args = (ar, br, atol, rtol, lam, damped, outr, rank, hermitian, blk, kernels.pair_order(q))
+    # the batch on the machine's threads (parallel.py): positions of the batched arrays
+    over_batch(kernel, (*args, tol * tol, _MAX_SWEEPS), _BATCHED, stack_work(a.shape), blk, (6,))
     return out, rank
+
+
+def _run_tiny(a, b, atol, rtol, out, rank, hermitian):
+    """``_kernels/tiny.py``'s kernel for the stack's shape. float32 (not Hermitian) runs
+    its float32 sweeps and float64 refinement (``tiny_single``); the members that one
+    refuses are computed again by the float64 kernel (their result and rank replaced)."""
+    from .._kernels import jacobi as kernels
+    from .._kernels import tiny
+    from .._kernels.tiny_base import BLK
+
+    _, m, n = a.shape
+    p, q = max(m, n), min(m, n)
+    cplx = a.dtype.kind == "c"
+    real = np.finfo(a.dtype).dtype
+    pairs = kernels.pair_order(q)
+    if real == np.float32 and not cplx and not hermitian:
+        eps = np.float32(np.finfo(np.float32).eps)
+        run = tiny.kernel(p, q, single=True)
+        args = (a, b, atol, rtol, out, rank, False, pairs, eps * eps, _s0(q, real), _MAX_SWEEPS)
+        done = over_batch(run, args, _TINY_BATCHED, stack_work(a.shape), BLK, (4,))
+        refused = np.concatenate([part.start + r for part, r in done])  # chunk-relative
+        if len(refused) == 0:
+            return
+        sub_out = np.empty((len(refused), *out.shape[1:]), dtype=out.dtype)
+        sub_rank = np.zeros(len(refused), dtype=np.int64)
+        sub_b = np.ascontiguousarray(b[refused])
+        sub = (np.ascontiguousarray(a[refused]), sub_b, atol[refused], rtol[refused])
+        _run_tiny_wide(*sub, sub_out, sub_rank, p, q, pairs)
+        out[refused], rank[refused] = sub_out, sub_rank
+        return
+    tol = kernels.TOL32 if real == np.float32 else kernels.TOL64
+    run = tiny.kernel(p, q, cplx)
+    args = (out.view(real), rank, hermitian, pairs, tol * tol, _s0(q, real, cplx), _MAX_SWEEPS)
+    args = (a.view(real), b.view(real), atol, rtol, *args)
+    over_batch(run, args, _TINY_BATCHED, stack_work(a.shape), BLK, (4,))
+
+
+def _run_tiny_wide(a, b, atol, rtol, out, rank, p, q, pairs):
+    """The float64 kernel on float32 members (``TOL32``), for those ``tiny_single`` refused."""
+    from .._kernels import jacobi as kernels
+    from .._kernels import tiny
+
+    tol2 = kernels.TOL32 * kernels.TOL32
+    tiny.kernel(p, q)(a, b, atol, rtol, out, rank, False, pairs, tol2, _S0_32[q], _MAX_SWEEPS)
+
+
+#: Positions of the batched arrays among the kernels' arguments (``parallel.over_batch``):
+#: ``a, b, atol, rtol, lam`` and ``out, rank`` of ``jacobi_real``/``jacobi_complex``,
+#: ``a, b, atol, rtol, out, rank`` of the ``tiny`` kernels.
+_BATCHED = (0, 1, 2, 3, 4, 6, 7)
+_TINY_BATCHED = (0, 1, 2, 3, 4, 5)
+
+#: Largest ``max(m, n)`` that takes the written-out kernel (``_kernels/tiny.py``): one
+#: compiled kernel per shape, each a few seconds to compile cold.
+_TINY_MAX = 8
+
+
+def _s0(q: int, real: np.dtype, cplx: bool = False) -> int:
+    """Sweeps every lane of a ``tiny`` block runs before the check: about the most a
+    random matrix needs, so that few lanes need the second pass (measured on Gaussian
+    stacks: 3 x 3 float64 needs 4 in a third of the matrices, 8 x 8 float64 6 in 0.1%;
+    float32's looser threshold needs a sweep less for some sizes)."""
+    return _S0_32[q] if real == np.float32 and not cplx else _S0_64[q]
+
+
+_S0_64 = {1: 0, 2: 2, 3: 4, 4: 4, 5: 5, 6: 5, 7: 6, 8: 6}
+_S0_32 = {1: 0, 2: 2, 3: 3, 4: 4, 5: 4, 6: 5, 7: 5, 8: 5}
 
 
 def solve_jacobi(
@@ -213,7 +269,7 @@ def solve_jacobi(
     (array([0.5, 0. ]), array([1]))
     """
     zeros = np.zeros(a.shape[0])
-    return _apply(a, b, atol, rtol, zeros, False, hermitian)
+    return _run(a, b, atol, rtol, zeros, False, hermitian)
 
 
 def damped_jacobi(
@@ -308,7 +364,7 @@ def damped_jacobi(
         out[redo] = damped_jacobi(np.ascontiguousarray(a[redo]), damping[redo], sub, gram=False)
         return out
     zeros = np.zeros(a.shape[0])
-    return _apply(a, b, zeros, zeros, damping, True, hermitian)[0]
+    return _run(a, b, zeros, zeros, damping, True, hermitian)[0]
 
 
 def _realify(a: np.ndarray) -> np.ndarray:

@@ -69,10 +69,11 @@ def over_batch(
     work: float,
     align: int,
     outputs: Sequence[int] = (),
-) -> None:
+) -> list[tuple[slice, Any]]:
     """``kernel(*args)``, the arguments at the positions ``batched`` (arrays whose first
     axis is the batch, outputs included) sliced into :func:`chunks`, one thread a chunk
-    (the first on the calling thread). A kernel's exception is raised here.
+    (the first on the calling thread); ``[(chunk, kernel's return value)]``. A kernel's
+    exception is raised here.
 
     The arguments at the positions ``outputs`` (fresh, C-contiguous outputs) have their
     pages touched by the thread that fills them before its kernel runs: a large fresh
@@ -82,15 +83,15 @@ def over_batch(
     nbatch = args[batched[0]].shape[0]
     parts = chunks(nbatch, work, align)
 
-    def call(part: slice) -> None:
+    def call(part: slice) -> Any:
         sub = list(args)
         for i in batched:
             sub[i] = args[i][part]
         for i in outputs:
             touch(sub[i])
-        kernel(*sub)
+        return kernel(*sub)
 
-    _spread(call, parts)
+    return list(zip(parts, _spread(call, parts), strict=True))
 
 
 def over_ranges(body: Callable[[slice], None], n: int, work: float) -> None:
@@ -103,19 +104,18 @@ def over_ranges(body: Callable[[slice], None], n: int, work: float) -> None:
     _spread(body, chunks(n, work, 1))
 
 
-def _spread(call: Callable[[slice], None], parts: list[slice]) -> None:
-    """``call(part)`` for each part: the first on the calling thread, the others on the
-    pool; waits for all, raising the first error."""
+def _spread(call: Callable[[slice], Any], parts: list[slice]) -> list[Any]:
+    """``[call(part) for part in parts]``: the first on the calling thread, the others on
+    the pool; waits for all, raising the first error."""
     if len(parts) == 1:
-        call(parts[0])
-        return
+        return [call(parts[0])]
     pool = _executor(len(parts) - 1)
     futures = [pool.submit(call, part) for part in parts[1:]]
     try:
-        call(parts[0])
+        first = call(parts[0])
     finally:
-        for f in futures:
-            f.result()
+        rest = [f.result() for f in futures]
+    return [first, *rest]
 
 
 def touch(x: np.ndarray) -> None:
