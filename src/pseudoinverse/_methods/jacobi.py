@@ -172,7 +172,7 @@ def _run_tiny(a, b, atol, rtol, out, rank, hermitian):
         eps = np.float32(np.finfo(np.float32).eps)
         run = tiny.kernel(p, q, single=True)
         args = (a, b, atol, rtol, out, rank, False, pairs, eps * eps, _s0(q, real), _MAX_SWEEPS)
-        done = over_batch(run, args, _TINY_BATCHED, stack_work(a.shape), BLK, (4,))
+        done = over_batch(run, args, _TINY_BATCHED, stack_work(a.shape), BLK)
         refused = np.concatenate([part.start + r for part, r in done])  # chunk-relative
         if len(refused) == 0:
             return
@@ -187,7 +187,7 @@ def _run_tiny(a, b, atol, rtol, out, rank, hermitian):
     run = tiny.kernel(p, q, cplx)
     args = (out.view(real), rank, hermitian, pairs, tol * tol, _s0(q, real, cplx), _MAX_SWEEPS)
     args = (a.view(real), b.view(real), atol, rtol, *args)
-    over_batch(run, args, _TINY_BATCHED, stack_work(a.shape), BLK, (4,))
+    over_batch(run, args, _TINY_BATCHED, stack_work(a.shape), BLK)
 
 
 def _run_tiny_wide(a, b, atol, rtol, out, rank, p, q, pairs):
