@@ -112,13 +112,6 @@ def pinv_jacobi(
     return _run(a, None, atol, rtol, zeros, False, hermitian)
 
 
-def _writeable(x: np.ndarray, dtype=None) -> np.ndarray:
-    """C-contiguous and writeable: numba compiles a read-only array as another type,
-    whose code may round differently (one specialisation, the same bits)."""
-    x = np.ascontiguousarray(x, dtype=dtype)
-    return x if x.flags.writeable else x.copy()
-
-
 def _run(a, b, atol, rtol, lam, damped, hermitian):
     """The kernels' entry: ``(out, rank)``; ``b`` None forms the matrix.
 
@@ -130,10 +123,7 @@ def _run(a, b, atol, rtol, lam, damped, hermitian):
     from .._kernels import jacobi as kernels
 
     nbatch, m, n = a.shape
-    a = _writeable(a)
-    b = np.empty((nbatch, m, 0), dtype=a.dtype) if b is None else _writeable(b, a.dtype)
-    cols = b.shape[2] if b.shape[2] else m
-    out = np.empty((nbatch, n, cols), dtype=a.dtype)
+    a, b, out = _buffers(a, b)
     rank = np.zeros(nbatch, dtype=np.int64)
     # fresh writeable copies: a read-only array is another numba type (another compile)
     atol, rtol, lam = (np.array(t, dtype=np.float64, order="C") for t in (atol, rtol, lam))
@@ -404,16 +394,21 @@ def kernel_buffers(a: np.ndarray, b: np.ndarray | None):
     is then an empty ``(B, m, 0)``) or ``X @ b``: C-contiguous and writeable (numba
     compiles a read-only array as another type, another compile), ``out`` ``(B, n, m)``
     or ``(B, n, k)`` and the ``ok`` flags, uninitialised."""
+    a, b, out = _buffers(a, b)
+    return a, b, out, np.empty(a.shape[0], dtype=np.bool_)
+
+
+def _buffers(a: np.ndarray, b: np.ndarray | None):
+    """``(a, b, out)`` of :func:`kernel_buffers`."""
     nbatch, m, n = a.shape
-    a = np.ascontiguousarray(a)
-    if not a.flags.writeable:
-        a = a.copy()
-    if b is None:
-        b = np.empty((nbatch, m, 0), dtype=a.dtype)
-        out = np.empty((nbatch, n, m), dtype=a.dtype)
-    else:
-        b = np.ascontiguousarray(b, dtype=a.dtype)
-        if not b.flags.writeable:
-            b = b.copy()
-        out = np.empty((nbatch, n, b.shape[2]), dtype=a.dtype)
-    return a, b, out, np.empty(nbatch, dtype=np.bool_)
+    a = _writeable(a)
+    b = np.empty((nbatch, m, 0), dtype=a.dtype) if b is None else _writeable(b, a.dtype)
+    out = np.empty((nbatch, n, b.shape[2] if b.shape[2] else m), dtype=a.dtype)
+    return a, b, out
+
+
+def _writeable(x: np.ndarray, dtype=None) -> np.ndarray:
+    """C-contiguous and writeable: numba compiles a read-only array as another type,
+    whose code may round differently (one specialisation, the same bits)."""
+    x = np.ascontiguousarray(x, dtype=dtype)
+    return x if x.flags.writeable else x.copy()
