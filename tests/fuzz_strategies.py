@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import importlib
 import math
+import os
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -631,6 +632,25 @@ def penrose(a: np.ndarray, x: np.ndarray) -> np.ndarray:
 # Strategies
 
 _SMALL = st.integers(0, 6)
+
+#: Under the CI profile (``PI_FUZZ_PROFILE`` unset or ``ci``) a stack of matrices of at
+#: most 8 x 8 has one of these shapes, the ones the kernel tests (``test_tiny.py``,
+#: ``test_kernels.py``) compile anyway: every other shape is another written-out Jacobi
+#: kernel (``_kernels/tiny.py``), 5-20 s of numba's cold compile each, which took most
+#: of CI's time. The long profile draws every shape.
+TINY_CI = ((1, 1), (1, 5), (5, 1), (2, 2), (3, 3), (4, 4), (5, 5), (6, 7), (7, 6), (8, 8),
+           (2, 6), (8, 3), (1, 8), (8, 5))  # fmt: skip
+_CI = os.environ.get("PI_FUZZ_PROFILE", "ci") == "ci"
+
+
+def kernel_dims(draw, m: int, n: int, *, square: bool = False) -> tuple[int, int]:
+    """``(m, n)`` as drawn, or under the CI profile one of ``TINY_CI`` (a square one if
+    ``square``) where both are at most 8."""
+    if not _CI or max(m, n) > 8 or (m, n) in TINY_CI:
+        return m, n
+    return draw(st.sampled_from([s for s in TINY_CI if s[0] == s[1] or not square]))
+
+
 _EXTREME = (-300, -250, -200, -162, -150, -145, -100, 100, 145, 150, 162, 200, 250, 300)
 
 
@@ -652,7 +672,8 @@ def shapes(
         )
         return draw(st.sampled_from([(), (), (2,)])), m, n
     if size_kind == "stack":
-        return (draw(st.integers(32, 48)),), draw(st.integers(1, 8)), draw(st.integers(1, 8))
+        m, n = kernel_dims(draw, draw(st.integers(1, 8)), draw(st.integers(1, 8)))
+        return (draw(st.integers(32, 48)),), m, n
     if size_kind == "medium":
         m, n = draw(st.integers(8, 80)), draw(st.integers(8, 40))
         if draw(st.booleans()):

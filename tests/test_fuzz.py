@@ -29,7 +29,9 @@ the threshold, zeros, graded, sparse with subnormal and huge entries, scales 1e-
 
 Profiles (``PI_FUZZ_PROFILE``; ``PI_FUZZ_EXAMPLES=<n>`` overrides the total count):
 
-* ``ci`` (default): about 3,000 examples, part of the normal test run::
+* ``ci`` (default): about 3,000 examples, part of the normal test run; stacks of matrices
+  up to 8 x 8 take the shapes of ``fuzz_strategies.TINY_CI`` only (each other shape is
+  another compiled kernel, seconds of numba's cold compile)::
 
       python -m pytest tests/test_fuzz.py -p no:cacheprovider
 

@@ -157,6 +157,93 @@ def test_one_column_is_scipy_lsmr_and_the_block_agrees(rng):
     assert info.istop[0] == ref[1] and abs(int(info.itn[0]) - ref[2]) <= 1
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.complex128])
+@pytest.mark.parametrize("index", [np.int32, np.int64])
+@pytest.mark.parametrize("threads", ["1", "3"])
+@pytest.mark.parametrize("piece_bytes", [1 << 20, 64])
+def test_fused_step_is_the_two_products(rng, dtype, index, threads, piece_bytes, monkeypatch):
+    """``CSRStep`` (``U += A V diag(w)``, ``A^H U``, the norms, over column pieces of
+    ``A`` and row parts on threads) equals SciPy's two products and NumPy's norms to
+    rounding, on one part and several (empty rows, a full row, a part with no entries),
+    one piece and several, called again with fewer columns."""
+    import pseudoinverse._methods.lsmr as engine
+    import pseudoinverse._methods.parallel as parallel
+    from pseudoinverse._methods.lsmr import CSRStep
+
+    monkeypatch.setenv("PSEUDOINVERSE_NUM_THREADS", threads)
+    monkeypatch.setattr(parallel, "MIN_WORK", 1)
+    monkeypatch.setattr(engine, "PIECE_BYTES", piece_bytes)
+    a = sparse(rng, 70, 30, dtype, density=0.1).tolil()
+    a[5:25] = 0  # empty rows: a part may hold no entries
+    a[40] = rng.standard_normal(30)  # a full row
+    a = sp.csr_array(a)
+    a.indptr, a.indices = a.indptr.astype(index), a.indices.astype(index)
+    step = CSRStep(a)
+    for k in (6, 4, 1):
+        v, u, w = rhs(rng, 30, k, dtype), rhs(rng, 70, k, dtype), rng.standard_normal(k)
+        u_ref = u + a @ (v * w)
+        t, sq = step(v, w, u)
+        if piece_bytes == 64:
+            assert len(step.pieces(k)) > 1
+        np.testing.assert_allclose(u, u_ref, rtol=1e-14, atol=1e-14 * abs(u_ref).max())
+        t_ref = a.conj().T @ u_ref
+        np.testing.assert_allclose(t, t_ref, rtol=1e-13, atol=1e-13 * abs(t_ref).max())
+        np.testing.assert_allclose(sq, np.linalg.norm(u_ref, axis=0) ** 2, rtol=1e-13)
+
+
+@pytest.mark.parametrize("scale", [1e200, 1e-200])
+@pytest.mark.parametrize("k", [1, 3])
+def test_huge_and_tiny_right_hand_sides(rng, scale, k):
+    """Right-hand sides near 1e+-200 (their squares over- or underflow): the answer is
+    the float64 reference's, scaled, alone and in a block, and so is the adjoint's."""
+    a = sparse(rng, 50, 20, density=0.2)
+    B = rhs(rng, 50, k)
+    op = pi.pinv_operator(a)
+    x = op @ (B * scale)
+    close(x / scale, np.linalg.pinv(a.toarray()) @ B)
+    assert np.all(np.isin(op.info.istop, CONVERGED))
+    np.testing.assert_allclose(op.info.normx / scale, np.linalg.norm(x / scale, axis=0),
+                               rtol=1e-6)  # fmt: skip
+    y = rhs(rng, 20, k)
+    close(op.H @ (y * scale) / scale, np.linalg.pinv(a.toarray()).conj().T @ y)
+
+
+def test_column_norms_of_huge_entries():
+    """Squares beyond float64's range: the scaled norms (the fused step falls back to
+    them too), real and complex."""
+    from pseudoinverse._methods.lsmr import column_norms
+
+    a = np.array([[3e200, 1e-300], [4e200, 0.0]])
+    np.testing.assert_allclose(column_norms(a), [5e200, 1e-300], rtol=1e-15)
+    np.testing.assert_allclose(column_norms(a * (1 + 1j)), np.sqrt(2) * np.array([5e200, 1e-300]),
+                               rtol=1e-15)  # fmt: skip
+
+
+@pytest.mark.parametrize("scale", [1e200, 1e-200, 1e150])
+@pytest.mark.parametrize("k", [1, 3])
+@pytest.mark.parametrize("damping", [0.0, 0.5])
+def test_huge_and_tiny_matrices(rng, scale, k, damping):
+    """A matrix's entries near 1e+-200 (LSMR's norms square them): scaled by a power of
+    two first, so the answer is the float64 reference's (and the damping scales with
+    it); ``info`` reports the unscaled problem's norms."""
+    a = sparse(rng, 50, 20, density=0.2)
+    B = rhs(rng, 50, k)
+    dense = a.toarray()
+    ref = np.linalg.solve(dense.T @ dense + damping**2 * np.eye(20), dense.T @ B)
+    for mat in (a * scale, dense * scale):
+        op = pi.pinv_operator(mat, damping=damping * scale)
+        x = op @ B
+        close(x * scale, ref)
+        assert np.all(np.isin(op.info.istop, CONVERGED))
+        np.testing.assert_allclose(op.info.normx * scale, np.linalg.norm(x * scale, axis=0),
+                                   rtol=1e-6)  # fmt: skip
+        # the estimate of |A| sums the steps' alpha^2 + beta^2: the unscaled run's, to
+        # a few percent (rounding, once orthogonality is lost)
+        plain = pi.pinv_operator(a, damping=damping)
+        plain @ B
+        np.testing.assert_allclose(op.info.norma / scale, plain.info.norma, rtol=0.1)
+
+
 def test_gain_rescaling_changes_nothing(rng, monkeypatch):
     """The block keeps u times a per-column gain; rescaling it (normally after hundreds
     of steps) at every step gives the same answers as SciPy's lsmr."""

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ._methods.lsmr import NOT_CONVERGED, STOP_REASONS, LSMRInfo, lsmr_block
+from ._methods.lsmr import NOT_CONVERGED, STOP_REASONS, CSRStep, LSMRInfo, lsmr_block
 
 
 class ConvergenceWarning(RuntimeWarning):
@@ -133,7 +133,8 @@ def pinv_operator(
         isinstance(maxiter, bool) or not isinstance(maxiter, numbers.Integral) or maxiter < 1
     ):
         raise ValueError(f"pinv_operator expects maxiter None or an integer >= 1, got {maxiter!r}")
-    matmat, rmatmat, (m, n), dtype, operands = _products(A)
+    matmat, rmatmat, (m, n), dtype, operands, a_scale = _products(A)
+    steps: dict[bool, Any] = {}  # the fused CSR steps of A and A^H, made on first use
     limit = max(2 * min(m, n), 20) if maxiter is None else int(maxiter)
     state: dict[str, Any] = {}
 
@@ -152,10 +153,17 @@ def pinv_operator(
                             *(np.zeros(k) for _ in range(5)))  # fmt: skip
             x = np.zeros((cols, k), dtype=work)
         else:
+            # columns beyond 2^+-100 scaled by a power of two (the solution is linear in
+            # b and the stopping rules scale-free): their squares would overflow
+            c = _column_scale(b)
+            b = b if c is None else b * (1 / c)
             fwd, adj = (rmatmat, matmat) if adjoint else (matmat, rmatmat)
             # one column: SciPy's lsmr itself, the same recurrence on Python floats (the
             # block's NumPy calls on length-1 vectors cost more than they save)
-            options = {"damp": tol["damping"], "atol": tol["atol"], "btol": tol["btol"],
+            # A = a_scale A' (a power of two, 1 unless A's entries lie beyond 2^+-100):
+            # A^+ b = A'^+ b / a_scale, and lambda scales with A
+            options = {"damp": tol["damping"] / a_scale, "atol": tol["atol"],
+                       "btol": tol["btol"],
                        "conlim": tol["conlim"], "maxiter": limit}  # fmt: skip
             if b.shape[1] == 1:
                 # SciPy's own products on A itself where the dtypes agree (its single
@@ -164,7 +172,15 @@ def pinv_operator(
                 given = operands[adjoint] if work == dtype else None
                 x, info = _lsmr_one(fwd, adj, b, cols, given, **options)
             else:
-                x, info = lsmr_block(fwd, adj, b, cols, **options)
+                step = _step(operands, adjoint, steps) if work == dtype else None
+                x, info = lsmr_block(fwd, adj, b, cols, step=step, **options)
+            c = np.ones(x.shape[1]) if c is None else c
+            if a_scale != 1 or not (c == 1).all():
+                x *= c / a_scale
+                info = info._replace(
+                    normr=info.normr * c, normar=info.normar * c * a_scale,
+                    norma=info.norma * a_scale, normx=info.normx * c / a_scale,
+                )  # fmt: skip
         state["op"].info = info
         _warn(info, limit, adjoint)
         return x
@@ -211,9 +227,12 @@ def _tolerance(name: str, value: Any) -> float:
     return value
 
 
-def _products(A: Any) -> tuple[Any, Any, tuple[int, int], np.dtype, tuple[Any, Any]]:
-    """``(V, out) -> out += A V``, the same for ``A^H``, the shape, the working dtype and
-    ``(A, A^H)`` as objects that SciPy's ``lsmr`` takes."""
+def _products(A: Any) -> tuple[Any, Any, tuple[int, int], np.dtype, tuple[Any, Any], float]:
+    """``(V, out) -> out += A' V``, the same for ``A'^H``, the shape, the working dtype,
+    ``(A', A'^H)`` as objects that SciPy's ``lsmr`` takes, and ``c`` with ``A = c A'``:
+    a power of two that brings the largest entry of a sparse or dense ``A`` near 1 where
+    it lies beyond ``2^+-100`` (LSMR's norms square it), else 1 (a LinearOperator's
+    entries are unknown: 1)."""
     import scipy.sparse as sp
     from scipy.sparse.linalg import LinearOperator
 
@@ -226,7 +245,7 @@ def _products(A: Any) -> tuple[Any, Any, tuple[int, int], np.dtype, tuple[Any, A
 
             return add
 
-        return through(A.matmat), through(A.rmatmat), A.shape, dtype, (A, A.H)
+        return through(A.matmat), through(A.rmatmat), A.shape, dtype, (A, A.H), 1.0
     if sp.issparse(A):
         if A.ndim != 2:
             raise ValueError(f"pinv_operator expects a 2-D matrix (m, n), got shape {A.shape}")
@@ -234,10 +253,12 @@ def _products(A: Any) -> tuple[Any, Any, tuple[int, int], np.dtype, tuple[Any, A
         a = sp.csr_array(A, dtype=dtype)  # one conversion: CSR products are the fast ones
         a.sum_duplicates()
         _check_finite_sparse(a)
+        c = _entry_scale(a.data)
+        a = a if c == 1 else a * (1 / c)
         # A^H as the CSC transpose of A: its product scatters into an (n, k) block that
         # stays in cache, several times faster than a CSR copy of A^H gathering rows of U
         ah = a.T.conj() if dtype.kind == "c" else a.T
-        return _sparse_add(a), _sparse_add(ah), a.shape, dtype, (a, ah)
+        return _sparse_add(a), _sparse_add(ah), a.shape, dtype, (a, ah), c
     if not hasattr(A, "shape") and not isinstance(A, list | tuple):
         raise TypeError(
             "pinv_operator expects a SciPy sparse matrix or array, a dense array or a "
@@ -249,6 +270,8 @@ def _products(A: Any) -> tuple[Any, Any, tuple[int, int], np.dtype, tuple[Any, A
     dtype = _working(a.dtype, "array")
     a = np.ascontiguousarray(a, dtype=dtype)
     _check_finite(a, "A")
+    c = _entry_scale(a)
+    a = a if c == 1 else a * (1 / c)
     ah = a.conj().T
 
     def dense(mat: np.ndarray) -> Any:
@@ -257,7 +280,38 @@ def _products(A: Any) -> tuple[Any, Any, tuple[int, int], np.dtype, tuple[Any, A
 
         return add
 
-    return dense(a), dense(ah), a.shape, dtype, (a, ah)
+    return dense(a), dense(ah), a.shape, dtype, (a, ah), c
+
+
+def _entry_scale(values: np.ndarray) -> float:
+    """A power of two near ``max |values|`` where that lies beyond ``2^+-100``, else 1."""
+    big = float(np.abs(values).max()) if values.size else 0.0
+    if big == 0 or 2.0**-100 <= big <= 2.0**100:
+        return 1.0
+    return float(np.ldexp(1.0, np.frexp(big)[1]))
+
+
+def _column_scale(b: np.ndarray) -> np.ndarray | None:
+    """Per column of ``b`` a power of two near its largest entry where that is beyond
+    ``2^+-100``, else 1; None where every column is within."""
+    big = np.abs(b).max(axis=0).astype(np.float64)
+    far = (big > 2.0**100) | ((big < 2.0**-100) & (big > 0))
+    if not far.any():
+        return None
+    return np.where(far, np.ldexp(1.0, np.frexp(np.where(far, big, 1.0))[1]), 1.0)
+
+
+def _step(operands: tuple[Any, Any], adjoint: bool, steps: dict[bool, Any]) -> Any:
+    """The fused step (``lsmr.CSRStep``) of ``A`` (``adjoint``: of ``A^H``, a CSR copy
+    made once) where ``A`` is sparse, else None (dense arrays and LinearOperators)."""
+    import scipy.sparse as sp
+
+    if not sp.issparse(operands[0]):
+        return None
+    if adjoint not in steps:
+        mat = operands[adjoint]
+        steps[adjoint] = CSRStep(mat if mat.format == "csr" else mat.tocsr())
+    return steps[adjoint]
 
 
 def _sparse_add(a: Any) -> Any:

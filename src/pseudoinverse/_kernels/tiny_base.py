@@ -284,7 +284,7 @@ def run_{s}(a, b, atol, rtol, out, rank, hermitian, pairs, tol2, s0, max_sweeps)
     refused = np.zeros(nbatch, np.int64)
     nlate = 0
     nref = 0
-    none = 0
+    none = s0 * 0  # an int64, as s0: a literal 0 would compile _block a second time
     more = max_sweeps - s0
     for b0 in range(0, nbatch, BLK):
         nb = min(BLK, nbatch - b0)

@@ -175,9 +175,22 @@ def _run_tiny(a, b, atol, rtol, out, rank, hermitian):
         return
     tol = kernels.TOL32 if real == np.float32 else kernels.TOL64
     run = tiny.kernel(p, q, cplx)
-    args = (out.view(real), rank, hermitian, pairs, tol * tol, _s0(q, real, cplx), _MAX_SWEEPS)
-    args = (a.view(real), b.view(real), atol, rtol, *args)
+    a64, b64, out64 = _wide(a, b, out)
+    args = (out64.view(np.float64), rank, hermitian, pairs, tol * tol, _s0(q, real, cplx))
+    args = (a64.view(np.float64), b64.view(np.float64), atol, rtol, *args, _MAX_SWEEPS)
     over_batch(run, args, _TINY_BATCHED, stack_work(a.shape), BLK)
+    if out64 is not out:
+        out[...] = out64  # rounds as the kernel's own float32 store would
+
+
+def _wide(a, b, out):
+    """float32/complex64 buffers as float64/complex128 copies (exact), so that each
+    written-out kernel compiles for float64 only (it computes in float64 anyway: the
+    float32 specialisation doubled the cold compile); float64 ones as they are."""
+    if np.finfo(a.dtype).dtype == np.float64:
+        return a, b, out
+    wide = np.complex128 if a.dtype.kind == "c" else np.float64
+    return a.astype(wide), b.astype(wide), np.empty(out.shape, dtype=wide)
 
 
 def _run_tiny_wide(a, b, atol, rtol, out, rank, p, q, pairs):
@@ -186,7 +199,9 @@ def _run_tiny_wide(a, b, atol, rtol, out, rank, p, q, pairs):
     from .._kernels import tiny
 
     tol2 = kernels.TOL32 * kernels.TOL32
-    tiny.kernel(p, q)(a, b, atol, rtol, out, rank, False, pairs, tol2, _S0_32[q], _MAX_SWEEPS)
+    a64, b64, out64 = _wide(a, b, out)
+    tiny.kernel(p, q)(a64, b64, atol, rtol, out64, rank, False, pairs, tol2, _S0_32[q], _MAX_SWEEPS)
+    out[...] = out64
 
 
 #: Positions of the batched arrays among the kernels' arguments (``parallel.over_batch``):

@@ -22,15 +22,21 @@ follows, up to the rounding of the products and norms (a block product may sum i
 another order), so it stops at the same step or one step apart, with the same answer to
 the stopping tolerances.
 
-Only NumPy here: the caller passes the two products as functions.
+The caller passes the two products as functions; for a CSR matrix also a fused step
+(:class:`CSRStep`, the compiled kernel of ``_kernels/sparse.py``) that forms
+``U += A V``, ``A^H U`` and ``U``'s column norms in one pass over ``A``'s rows (``A``
+read once a step, ``U`` once instead of three times), on the machine's threads.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from itertools import pairwise
 from typing import NamedTuple
 
 import numpy as np
+
+from .parallel import chunks, over_parts
 
 # SciPy's lsmr messages, indexed by istop (``_isolve/lsmr.py``).
 STOP_REASONS = (
@@ -51,6 +57,84 @@ NOT_CONVERGED = (3, 6, 7)
 GAIN_LIMIT = 1e50
 
 Product = Callable[[np.ndarray, np.ndarray], None]
+
+
+class CSRStep:
+    """``step(V, w, U) -> (T, sq)`` for a SciPy CSR matrix ``M`` (canonical: sorted, no
+    duplicates): ``U += M (V diag(w))`` in place (``w`` real, float64), then ``T = M^H U``
+    of the updated ``U`` and ``sq``, the squared 2-norms of its columns
+    (``_kernels/sparse.py``).
+
+    ``M`` is cut by columns into pieces whose rows of ``V`` take at most ``PIECE_BYTES``
+    (a core's cache), made on first use for the block's width; the rows into one part
+    per thread (``parallel.chunks``, at equal numbers of stored entries), each part
+    adding into a ``T`` of its own, summed in order. ``T`` is a buffer of the step's,
+    valid until the next call. ``V``, ``U`` C-contiguous of ``M``'s dtype, ``(n, k)``
+    and ``(m, k)``.
+    """
+
+    def __init__(self, mat) -> None:
+        self.mat = mat
+        self.shape = mat.shape
+        self._pieces: dict[int, list] = {}
+        self._buffers: list[np.ndarray] = []
+
+    def pieces(self, k: int) -> list:
+        """``[(first column, last column + 1, CSR piece)]`` for blocks ``k`` wide."""
+        n = self.shape[1]
+        count = int(min(8, max(1, -(-n * k * self.mat.data.itemsize // PIECE_BYTES))))
+        if count not in self._pieces:
+            cuts = [round(n * i / count) for i in range(count + 1)]
+            self._pieces[count] = [(lo, hi, self.mat[:, lo:hi].tocsr())
+                                   for lo, hi in pairwise(cuts)]  # fmt: skip
+        return self._pieces[count]
+
+    def __call__(
+        self, v: np.ndarray | None, w: np.ndarray | None, u: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The step; ``v`` None: ``T = M^H U`` only (``sq`` then zeros)."""
+        from .._kernels.sparse import gather, scatter
+
+        m, n = self.shape
+        k = u.shape[1]
+        indptr = self.mat.indptr
+        nnz = int(indptr[-1])
+        nparts = len(chunks(m, float(nnz) * k, 1))
+        cuts = np.searchsorted(indptr, np.linspace(0, nnz, nparts + 1)[1:-1])
+        bounds = [0, *(int(c) for c in cuts), m]
+        parts = [slice(lo, hi) for lo, hi in pairwise(bounds)]
+        if len(self._buffers) < len(parts) or self._buffers[0].size < n * k:
+            size = max(n * k, self._buffers[0].size if self._buffers else 0)
+            self._buffers = [np.empty(size, dtype=u.dtype) for _ in range(len(parts))]
+        ts = [buf[: n * k].reshape(n, k) for buf in self._buffers[: len(parts)]]
+        sqs = [np.zeros(k) for _ in parts]
+        pieces = self.pieces(k)
+        vw = None if v is None else v * w  # one pass over the short block: cheaper than w
+        # in the gathers
+
+        def run(which: slice) -> None:  # which: slice(i, i + 1), part i
+            i = which.start
+            r0, r1 = parts[i].start, parts[i].stop
+            t = ts[i]
+            t.fill(0)
+            for j, (lo, hi, p) in enumerate(pieces):
+                if vw is not None:
+                    gather(p.indptr, p.indices, p.data, vw[lo:hi], u, sqs[i], r0, r1,
+                           j == len(pieces) - 1)  # fmt: skip
+            for lo, hi, p in pieces:
+                scatter(p.indptr, p.indices, p.data, u, t[lo:hi], r0, r1)
+
+        over_parts(run, [slice(i, i + 1) for i in range(len(parts))])
+        for t, sq in zip(ts[1:], sqs[1:], strict=True):
+            ts[0] += t
+            sqs[0] += sq
+        return ts[0], sqs[0]
+
+
+#: The most bytes of ``V``'s rows one piece of a CSR matrix gathers from (``CSRStep``):
+#: about half a core's second-level cache (2 MiB here), where the rows gathered
+#: together with the streamed ``U`` stay.
+PIECE_BYTES = 1 << 20
 
 
 class LSMRInfo(NamedTuple):
@@ -80,7 +164,9 @@ def column_norms(a: np.ndarray) -> np.ndarray:
         sq = sq.reshape(-1, 2).sum(axis=1)
     out = np.sqrt(sq, dtype=np.float64)
     if not np.isfinite(out).all():  # squares overflowed (entries beyond 1e154): scaled norm
-        out = np.linalg.norm(a, axis=0).astype(np.float64)
+        big = np.abs(a).max(axis=0).astype(np.float64)
+        big = np.where(big > 0, big, 1.0)
+        out = np.sqrt(np.einsum("ij,ij->j", np.abs(a) / big, np.abs(a) / big)) * big
     return out
 
 
@@ -122,6 +208,7 @@ def lsmr_block(
     btol: float = 1e-6,
     conlim: float = 1e8,
     maxiter: int | None = None,
+    step: CSRStep | None = None,
 ) -> tuple[np.ndarray, LSMRInfo]:
     """Solve ``min |A x_j - b_j|^2 + damp^2 |x_j|^2`` for every column of ``b``, from zero.
 
@@ -137,6 +224,9 @@ def lsmr_block(
         Columns of ``A``.
     damp, atol, btol, conlim, maxiter
         As in ``scipy.sparse.linalg.lsmr`` (``maxiter=None``: ``min(m, n)``).
+    step : CSRStep, optional
+        The fused step of ``A`` (a CSR matrix of ``b``'s dtype): the iterations use it
+        instead of the two products (which still form the first ``v``).
 
     Returns
     -------
@@ -144,6 +234,8 @@ def lsmr_block(
     info : LSMRInfo
     """
     m, k = b.shape
+    if step is not None:
+        from .._kernels import sparse as kernels
     maxiter = min(m, n) if maxiter is None else maxiter
     ctol = 1 / conlim if conlim > 0 else 0.0
     x_out = np.zeros((n, k), dtype=b.dtype)
@@ -155,8 +247,11 @@ def lsmr_block(
     s.normb = column_norms(b)
     s.beta = s.normb.copy()
     s.u, s.g = b.copy(), np.ones(k)  # kept unnormalised: u = s.u / (g beta)
-    s.v = np.zeros((n, k), dtype=b.dtype)
-    rmatmat_add(s.u, s.v)
+    if step is None:
+        s.v = np.zeros((n, k), dtype=b.dtype)
+        rmatmat_add(s.u, s.v)
+    else:
+        s.v = step(None, None, s.u)[0].copy()
     s.v *= _safe_inverse(s.beta)
     s.alpha = column_norms(s.v)
     s.v *= _safe_inverse(s.alpha)
@@ -185,19 +280,37 @@ def lsmr_block(
         if lost.any():  # v = 0, so u becomes 0: clear it (a rare strided write)
             s.u[:, lost] = 0
             w = np.where(lost, 1.0, w)
-        matmat_add(np.ascontiguousarray(s.v * w), s.u)
+        if step is None:
+            matmat_add(np.ascontiguousarray(s.v * w), s.u)
+            unorm = column_norms(s.u)
+        else:  # the product, A^H of its result and its norms in one pass
+            t, sq = step(s.v, np.ascontiguousarray(w, dtype=np.float64), s.u)
+            unorm = np.sqrt(sq)
+            if not np.isfinite(unorm).all():  # squares overflowed: scaled norms
+                unorm = column_norms(s.u)
         s.g = w
-        s.beta = column_norms(s.u) / np.abs(s.g)
+        s.beta = unorm / np.abs(s.g)
         pos = s.beta > 0
         # v = A^H u - beta v with u = s.u / (g beta): (A^H s.u - g beta^2 v) / (g beta),
         # then / alpha, in one scaling; where beta = 0 (u = 0) v and alpha stay, as SciPy
         denom = np.where(pos, s.g * s.beta, 1.0)
-        s.v *= np.where(pos, -s.beta * denom, 1.0)
-        rmatmat_add(s.u, s.v)
-        alpha = column_norms(s.v) / np.abs(denom)
+        f = np.where(pos, -s.beta * denom, 1.0)
+        if step is None:
+            s.v *= f
+            rmatmat_add(s.u, s.v)
+            vnorm = column_norms(s.v)
+        else:  # v f + t and its norms in one pass
+            sq = np.zeros(f.shape)
+            kernels.combine(s.v, f, t, sq)
+            vnorm = np.sqrt(sq)
+            if not np.isfinite(vnorm).all():
+                vnorm = column_norms(s.v)
+        alpha = vnorm / np.abs(denom)
         s.alpha = np.where(pos, alpha, s.alpha)
         scale = pos & (alpha > 0)
-        s.v *= np.where(scale, 1 / np.where(scale, denom * alpha, 1.0), 1.0)
+        sv = np.where(scale, 1 / np.where(scale, denom * alpha, 1.0), 1.0)
+        if step is None:
+            s.v *= sv  # with a step, in the one pass of the updates below
         far = (np.abs(s.g) > GAIN_LIMIT) | (np.abs(s.g) < 1 / GAIN_LIMIT)
         if far.any():  # the gains multiply step by step: bring them back to 1 (rare)
             s.u[:, far] *= 1 / s.g[far]
@@ -214,11 +327,22 @@ def lsmr_block(
         s.cbar, s.sbar, s.rhobar = sym_ortho(s.cbar * s.rho, thetanew)
         s.zeta = s.cbar * s.zetabar
         s.zetabar = -s.sbar * s.zetabar
-        s.hbar *= -(thetabar * s.rho / (rhoold * rhobarold))
-        s.hbar += s.h
-        s.x += (s.zeta / (s.rho * s.rhobar)) * s.hbar
-        s.h *= -(thetanew / s.rho)
-        s.h += s.v
+        c1 = -(thetabar * s.rho / (rhoold * rhobarold))
+        c2 = s.zeta / (s.rho * s.rhobar)
+        c3 = -(thetanew / s.rho)
+        if step is None:
+            s.hbar *= c1
+            s.hbar += s.h
+            s.x += c2 * s.hbar
+            s.h *= c3
+            s.h += s.v
+            normx = column_norms(s.x)
+        else:  # v's normalisation and these updates in one pass
+            sq = np.zeros(c1.shape)
+            kernels.advance(s.v, sv, s.hbar, c1, s.h, c3, s.x, c2, sq)
+            normx = np.sqrt(sq)
+            if not np.isfinite(normx).all():
+                normx = column_norms(s.x)
 
         # the estimate of |r| (SciPy's second set of rotations)
         betaacute = chat * s.betadd
@@ -243,7 +367,6 @@ def lsmr_block(
         conda = np.maximum(s.maxrbar, rhotemp) / np.minimum(s.minrbar, rhotemp)
 
         normar = np.abs(s.zetabar)
-        normx = column_norms(s.x)
         istop = _stop(itn, maxiter, normr, normar, norma, conda, normx, s.normb,
                       atol, btol, ctol)  # fmt: skip
         done = istop > 0

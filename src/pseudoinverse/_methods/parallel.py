@@ -104,6 +104,12 @@ def over_ranges(body: Callable[[slice], None], n: int, work: float) -> None:
     _spread(body, chunks(n, work, 1))
 
 
+def over_parts(call: Callable[[slice], Any], parts: list[slice]) -> list[Any]:
+    """``[call(part) for part in parts]``, one thread a part (the first on the calling
+    thread), for parts a caller cut itself; raises the first error."""
+    return _spread(call, parts)
+
+
 def _spread(call: Callable[[slice], Any], parts: list[slice]) -> list[Any]:
     """``[call(part) for part in parts]``: the first on the calling thread, the others on
     the pool; waits for all, raising the first error."""
