@@ -283,22 +283,23 @@ def _products(A: Any) -> tuple[Any, Any, tuple[int, int], np.dtype, tuple[Any, A
     return dense(a), dense(ah), a.shape, dtype, (a, ah), c
 
 
+def _pow2_scale(big: np.ndarray) -> np.ndarray:
+    """For each largest magnitude in ``big``, a power of two near it where it lies beyond
+    ``2^+-100``, else 1."""
+    big = np.asarray(big, dtype=np.float64)
+    far = (big > 2.0**100) | ((big < 2.0**-100) & (big > 0))
+    return np.where(far, np.ldexp(1.0, np.frexp(np.where(far, big, 1.0))[1]), 1.0)
+
+
 def _entry_scale(values: np.ndarray) -> float:
-    """A power of two near ``max |values|`` where that lies beyond ``2^+-100``, else 1."""
-    big = float(np.abs(values).max()) if values.size else 0.0
-    if big == 0 or 2.0**-100 <= big <= 2.0**100:
-        return 1.0
-    return float(np.ldexp(1.0, np.frexp(big)[1]))
+    """:func:`_pow2_scale` of ``max |values|`` (1 for no values)."""
+    return float(_pow2_scale(np.abs(values).max() if values.size else 0.0))
 
 
 def _column_scale(b: np.ndarray) -> np.ndarray | None:
-    """Per column of ``b`` a power of two near its largest entry where that is beyond
-    ``2^+-100``, else 1; None where every column is within."""
-    big = np.abs(b).max(axis=0).astype(np.float64)
-    far = (big > 2.0**100) | ((big < 2.0**-100) & (big > 0))
-    if not far.any():
-        return None
-    return np.where(far, np.ldexp(1.0, np.frexp(np.where(far, big, 1.0))[1]), 1.0)
+    """:func:`_pow2_scale` of each column's largest magnitude; None where all are 1."""
+    c = _pow2_scale(np.abs(b).max(axis=0))
+    return None if (c == 1).all() else c
 
 
 def _step(operands: tuple[Any, Any], adjoint: bool, steps: dict[bool, Any]) -> Any:

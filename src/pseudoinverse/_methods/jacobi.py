@@ -127,12 +127,12 @@ def _run(a, b, atol, rtol, lam, damped, hermitian):
     rank = np.zeros(nbatch, dtype=np.int64)
     # fresh writeable copies: a read-only array is another numba type (another compile)
     atol, rtol, lam = (np.array(t, dtype=np.float64, order="C") for t in (atol, rtol, lam))
-    real = np.finfo(a.dtype).dtype
-    tol = kernels.TOL32 if real == np.float32 else kernels.TOL64
     p, q = max(m, n), min(m, n)
     if not damped and p <= _TINY_MAX:
         _run_tiny(a, b, atol, rtol, out, rank, hermitian)
         return out, rank
+    real = np.finfo(a.dtype).dtype
+    tol = kernels.TOL32 if real == np.float32 else kernels.TOL64
     if a.dtype.kind == "c":
         from .._kernels.jacobi_complex import jacobi_complex as kernel
 

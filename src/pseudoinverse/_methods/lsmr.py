@@ -22,10 +22,10 @@ follows, up to the rounding of the products and norms (a block product may sum i
 another order), so it stops at the same step or one step apart, with the same answer to
 the stopping tolerances.
 
-The caller passes the two products as functions; for a CSR matrix also a fused step
-(:class:`CSRStep`, the compiled kernel of ``_kernels/sparse.py``) that forms
-``U += A V``, ``A^H U`` and ``U``'s column norms in one pass over ``A``'s rows (``A``
-read once a step, ``U`` once instead of three times), on the machine's threads.
+The caller passes the two products as functions; for a CSR matrix also a compiled
+step (:class:`CSRStep`, the kernels of ``_kernels/sparse.py``) that forms ``U += A V``,
+``U``'s column norms and ``A^H U`` over cache-sized column pieces of ``A``, on the
+machine's threads, and the step's vector updates then run as one compiled pass.
 """
 
 from __future__ import annotations
@@ -117,8 +117,8 @@ class CSRStep:
             r0, r1 = parts[i].start, parts[i].stop
             t = ts[i]
             t.fill(0)
-            for j, (lo, hi, p) in enumerate(pieces):
-                if vw is not None:
+            if vw is not None:
+                for j, (lo, hi, p) in enumerate(pieces):
                     gather(p.indptr, p.indices, p.data, vw[lo:hi], u, sqs[i], r0, r1,
                            j == len(pieces) - 1)  # fmt: skip
             for lo, hi, p in pieces:

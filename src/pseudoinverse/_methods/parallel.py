@@ -91,7 +91,7 @@ def over_batch(
             touch(sub[i])
         return kernel(*sub)
 
-    return list(zip(parts, _spread(call, parts), strict=True))
+    return list(zip(parts, over_parts(call, parts), strict=True))
 
 
 def over_ranges(body: Callable[[slice], None], n: int, work: float) -> None:
@@ -101,18 +101,12 @@ def over_ranges(body: Callable[[slice], None], n: int, work: float) -> None:
     part's iterations itself, so that its temporaries live from one to the next (freed
     at each iteration's end, glibc gave their pages back and faulted them in again:
     7% slower on a 20000 x 16x16 stack)."""
-    _spread(body, chunks(n, work, 1))
+    over_parts(body, chunks(n, work, 1))
 
 
 def over_parts(call: Callable[[slice], Any], parts: list[slice]) -> list[Any]:
-    """``[call(part) for part in parts]``, one thread a part (the first on the calling
-    thread), for parts a caller cut itself; raises the first error."""
-    return _spread(call, parts)
-
-
-def _spread(call: Callable[[slice], Any], parts: list[slice]) -> list[Any]:
     """``[call(part) for part in parts]``: the first on the calling thread, the others on
-    the pool; waits for all, raising the first error."""
+    the pool; waits for all, raising the first error (also for parts a caller cut)."""
     if len(parts) == 1:
         return [call(parts[0])]
     pool = _executor(len(parts) - 1)
